@@ -1,0 +1,99 @@
+// Microbenchmarks of the forward-pass ops: dispatched CPU path (ops::) next to the plain reference
+// (ref::), on the shapes of SmolLM2-135M (d=576, ffn=1536) and Gemma-3-270M (d=640, ffn=2048).
+#include <benchmark/benchmark.h>
+
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/reference/ops_ref.h"
+#include "kernels/reference/quant.h"
+
+namespace specula {
+namespace {
+
+struct Mat {
+  std::vector<uint8_t> bytes;
+  WeightView view;
+};
+
+Mat make(DType t, int64_t rows, int64_t cols) {
+  std::mt19937 g(1);
+  std::normal_distribution<float> d(0.f, 0.5f);
+  std::vector<float> f(static_cast<size_t>(cols));
+  Mat m;
+  const int64_t rb = row_bytes(t, cols);
+  m.bytes.resize(static_cast<size_t>(rb * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& x : f) x = d(g);
+    ref::quantize_row(t, f.data(), m.bytes.data() + r * rb, cols);
+  }
+  m.view = WeightView{t, rows, cols, m.bytes.data(), rb};
+  return m;
+}
+
+template <bool kRef>
+void BM_Matmul(benchmark::State& st) {
+  const auto t = static_cast<DType>(st.range(0));
+  const int64_t T = st.range(1);
+  Mat m = make(t, 1536, 576);
+  std::vector<float> x(static_cast<size_t>(T * 576), 0.25f), y(static_cast<size_t>(T * 1536));
+  for (auto _ : st) {
+    if (kRef) ref::matmul(m.view, x.data(), T, y.data());
+    else ops::matmul(m.view, x.data(), T, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(m.bytes.size()));
+  st.SetLabel(std::string(dtype_traits(t).name));
+}
+
+void MatmulArgs(benchmark::internal::Benchmark* b) {
+  for (DType t : {DType::F32, DType::F16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0})
+    for (int T : {1, 8}) b->Args({static_cast<int64_t>(t), T});
+}
+BENCHMARK(BM_Matmul<false>)->Apply(MatmulArgs)->Name("ops::matmul[1536x576]");
+BENCHMARK(BM_Matmul<true>)->Apply(MatmulArgs)->Name("ref::matmul[1536x576]");
+
+template <bool kRef>
+void BM_Attention(benchmark::State& st) {
+  const int64_t n_kv = st.range(0), T = st.range(1), nh = 9, nkv = 3, hd = 64;
+  std::vector<float> q(static_cast<size_t>(T * nh * hd), 0.1f), out(q.size());
+  std::vector<uint16_t> k(static_cast<size_t>(n_kv * nkv * hd), ref::fp32_to_fp16(0.2f)), v(k);
+  std::vector<float> mask(static_cast<size_t>(T * n_kv), 0.f);
+  AttentionArgs a;
+  a.n_tokens = T; a.n_head = nh; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
+  a.q = q.data(); a.kv_dtype = KvDType::F16; a.k = k.data(); a.v = v.data(); a.mask = mask.data();
+  a.scale = 0.125f; a.out = out.data();
+  for (auto _ : st) {
+    if (kRef) ref::attention(a);
+    else ops::attention(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_Attention<false>)->Args({256, 1})->Args({256, 8})->Name("ops::attention[9h/3kv,64]");
+BENCHMARK(BM_Attention<true>)->Args({256, 1})->Args({256, 8})->Name("ref::attention[9h/3kv,64]");
+
+void BM_RmsNorm(benchmark::State& st) {
+  std::vector<float> x(576, 0.5f), w(576, 1.f), y(576);
+  for (auto _ : st) {
+    ops::rmsnorm(x.data(), w.data(), y.data(), 576, 1e-5f);
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+BENCHMARK(BM_RmsNorm);
+
+void BM_Rope(benchmark::State& st) {
+  std::vector<float> x(9 * 64, 0.5f);
+  const int32_t pos = 100;
+  RopeParams p;
+  p.rot_dim = 64;
+  for (auto _ : st) {
+    ops::rope(x.data(), 1, 9, 64, &pos, p);
+    benchmark::DoNotOptimize(x.data());
+  }
+}
+BENCHMARK(BM_Rope);
+
+}  // namespace
+}  // namespace specula

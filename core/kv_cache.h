@@ -1,0 +1,43 @@
+#pragma once
+// Per-sequence key/value cache. Slot i holds the keys/values of the i-th token fed to the model and
+// its position. truncate(n) rolls back to the first n slots in O(1) (speculative decoding rejects
+// drafted tokens this way). Copyable, so a branch can be explored and thrown away.
+#include <cstdint>
+#include <vector>
+
+#include "kernels/ops.h"
+
+namespace specula {
+
+struct ModelConfig;
+
+class KvCache {
+ public:
+  KvCache() = default;
+  KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype);
+
+  int64_t size() const { return n_; }            // slots in use
+  int64_t capacity() const { return capacity_; }  // maximum slots (context length)
+  KvDType dtype() const { return dtype_; }
+  void truncate(int64_t n);                       // keep slots [0, n); O(1)
+  void clear() { truncate(0); }
+
+  // Raw storage of layer l: [capacity][n_head_kv][head_dim] in dtype().
+  void* k(int64_t layer) { return k_[static_cast<size_t>(layer)].data(); }
+  void* v(int64_t layer) { return v_[static_cast<size_t>(layer)].data(); }
+  const int32_t* positions() const { return pos_.data(); }
+  int32_t* positions() { return pos_.data(); }
+  int64_t k_row_elems() const { return k_row_; }  // n_head_kv * head_dim_k
+  int64_t v_row_elems() const { return v_row_; }
+  int64_t elem_bytes() const { return dtype_ == KvDType::F16 ? 2 : 4; }
+  // Called by the model after it wrote T new slots.
+  void advance(int64_t t) { n_ += t; }
+
+ private:
+  int64_t n_ = 0, capacity_ = 0, k_row_ = 0, v_row_ = 0;
+  KvDType dtype_ = KvDType::F16;
+  std::vector<std::vector<uint8_t>> k_, v_;
+  std::vector<int32_t> pos_;
+};
+
+}  // namespace specula

@@ -1,0 +1,424 @@
+#include "core/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <fmt/ranges.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/gguf.h"
+#include "core/safetensors.h"
+#include "core/tokenizer.h"
+#include "kernels/reference/quant.h"
+
+namespace specula {
+
+WeightsDType parse_weights_dtype(const std::string& s) {
+  if (s == "native") return WeightsDType::Native;
+  if (s == "f32") return WeightsDType::F32;
+  if (s == "f16") return WeightsDType::F16;
+  if (s == "bf16") return WeightsDType::BF16;
+  fail("invalid weights dtype '{}' (expected native, f32, f16 or bf16)", s);
+}
+
+const char* to_string(WeightsDType d) {
+  switch (d) {
+    case WeightsDType::Native: return "native";
+    case WeightsDType::F32: return "f32";
+    case WeightsDType::F16: return "f16";
+    case WeightsDType::BF16: return "bf16";
+  }
+  return "?";
+}
+
+Model::~Model() = default;
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) fail("{}: model was loaded without a tokenizer", path_);
+  return *tokenizer_;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opt) {
+  std::unique_ptr<Model> m(new Model());
+  m->path_ = path;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) m->load_hf(path, opt);
+  else m->load_gguf(path, opt);
+  if (opt.weights_dtype != WeightsDType::Native) m->convert_weights(opt.weights_dtype);
+  m->wdtype_ = opt.weights_dtype;
+  return m;
+}
+
+namespace {
+
+// Tensor lookup with shape checks; every problem names the file and tensor.
+struct GgufTensors {
+  const GgufFile& f;
+
+  const GgufTensor* find(const std::string& name) const { return f.tensor(name); }
+
+  const GgufTensor& need(const std::string& name) const {
+    const GgufTensor* t = f.tensor(name);
+    if (!t) fail("{}: missing tensor '{}'", f.path(), name);
+    return *t;
+  }
+
+  Weight matrix(const std::string& name, int64_t cols, int64_t rows) const {
+    const GgufTensor& t = need(name);
+    if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
+      fail("{}: tensor '{}' has shape [{}, {}], expected [{}, {}]", f.path(), name, t.ne[0], t.ne[1], cols, rows);
+    if (!dtype_traits(t.dtype).weight_supported)
+      fail("{}: tensor '{}' has unsupported type {}", f.path(), name, dtype_traits(t.dtype).name);
+    Weight w;
+    w.view = WeightView{t.dtype, rows, cols, t.data, row_bytes(t.dtype, cols)};
+    return w;
+  }
+
+  std::vector<float> vec(const std::string& name, int64_t n) const {
+    const GgufTensor& t = need(name);
+    if (t.ne[0] != n || t.ne[1] != 1 || t.ne[2] != 1 || t.ne[3] != 1)
+      fail("{}: tensor '{}' has {} elements in its first dim, expected a vector of {}", f.path(), name, t.ne[0], n);
+    std::vector<float> out(static_cast<size_t>(n));
+    ref::dequantize_row(t.dtype, t.data, out.data(), n);
+    return out;
+  }
+};
+
+}  // namespace
+
+void Model::load_gguf(const std::string& path, const LoadOptions& opt) {
+  gguf_ = GgufFile::open(path);
+  cfg_ = config_from_gguf(*gguf_);
+  const GgufTensors T{*gguf_};
+  const int64_t d = cfg_.n_embd, hq = cfg_.n_head * cfg_.head_dim_k, hk = cfg_.n_head_kv * cfg_.head_dim_k,
+                hv = cfg_.n_head_kv * cfg_.head_dim_v, ff = cfg_.n_ff;
+  tok_embd_ = T.matrix("token_embd.weight", d, cfg_.n_vocab);
+  output_norm_ = T.vec("output_norm.weight", d);
+  if (!cfg_.tied_embeddings) output_ = T.matrix("output.weight", d, cfg_.n_vocab);
+  if (T.find("rope_freqs.weight")) {
+    rope_freqs_ = T.vec("rope_freqs.weight", cfg_.rope_dim / 2);
+    cfg_.rope_scaling = "llama3";
+  }
+  layers_.resize(static_cast<size_t>(cfg_.n_layer));
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    auto& L = layers_[static_cast<size_t>(l)];
+    const std::string p = fmt::format("blk.{}.", l);
+    L.attn_norm = T.vec(p + "attn_norm.weight", d);
+    L.ffn_norm = T.vec(p + "ffn_norm.weight", d);
+    L.wq = T.matrix(p + "attn_q.weight", d, hq);
+    L.wk = T.matrix(p + "attn_k.weight", d, hk);
+    L.wv = T.matrix(p + "attn_v.weight", d, hv);
+    L.wo = T.matrix(p + "attn_output.weight", cfg_.n_head * cfg_.head_dim_v, d);
+    L.w_gate = T.matrix(p + "ffn_gate.weight", d, ff);
+    L.w_up = T.matrix(p + "ffn_up.weight", d, ff);
+    L.w_down = T.matrix(p + "ffn_down.weight", ff, d);
+    if (cfg_.qk_norm) {
+      L.q_norm = T.vec(p + "attn_q_norm.weight", cfg_.head_dim_k);
+      L.k_norm = T.vec(p + "attn_k_norm.weight", cfg_.head_dim_k);
+    }
+    if (cfg_.post_norms) {
+      L.post_attn_norm = T.vec(p + "post_attention_norm.weight", d);
+      L.post_ffn_norm = T.vec(p + "post_ffw_norm.weight", d);
+    }
+  }
+  if (opt.load_tokenizer) {
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*gguf_));
+    if (tokenizer_->n_vocab() != cfg_.n_vocab)
+      fail("{}: tokenizer has {} tokens but token_embd.weight has {} rows", path, tokenizer_->n_vocab(), cfg_.n_vocab);
+  }
+}
+
+namespace {
+
+// HF safetensors tensors spread over one or more files, looked up by name with shape checks.
+struct HfTensors {
+  std::string dir;
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files;
+
+  const SafetensorsTensor* find(const std::string& name) const {
+    for (const auto& f : files)
+      if (const auto* t = f->tensor(name)) return t;
+    return nullptr;
+  }
+  const SafetensorsTensor& need(const std::string& name) const {
+    const auto* t = find(name);
+    if (!t) fail("{}: missing tensor '{}' in the safetensors files", dir, name);
+    return *t;
+  }
+  Weight matrix(const std::string& name, int64_t cols, int64_t rows) const {
+    const auto& t = need(name);
+    if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
+      fail("{}: tensor '{}' has shape [{}], expected [{}, {}]", dir, name, fmt::join(t.shape, ", "), rows, cols);
+    Weight w;
+    w.view = t.view();
+    return w;
+  }
+  // `plus_one`: Gemma stores RMSNorm weights as w with scale (1 + w).
+  std::vector<float> vec(const std::string& name, int64_t n, bool plus_one) const {
+    const auto& t = need(name);
+    if (t.shape.size() != 1 || t.shape[0] != n)
+      fail("{}: tensor '{}' has shape [{}], expected [{}]", dir, name, fmt::join(t.shape, ", "), n);
+    std::vector<float> out(static_cast<size_t>(n));
+    ref::dequantize_row(t.dtype, t.data, out.data(), n);
+    if (plus_one)
+      for (auto& v : out) v += 1.0f;
+    return out;
+  }
+};
+
+}  // namespace
+
+void Model::load_hf(const std::string& dir, const LoadOptions& opt) {
+  namespace fs = std::filesystem;
+  cfg_ = config_from_hf_json(dir + "/config.json");
+  cfg_.name = fs::path(dir).filename().string();
+  std::vector<std::string> shards;
+  std::error_code ec;
+  if (fs::exists(dir + "/model.safetensors", ec)) {
+    shards.push_back(dir + "/model.safetensors");
+  } else if (fs::exists(dir + "/model.safetensors.index.json", ec)) {
+    std::ifstream in(dir + "/model.safetensors.index.json");
+    nlohmann::json idx;
+    try {
+      idx = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+      fail("{}/model.safetensors.index.json: invalid JSON: {}", dir, e.what());
+    }
+    if (!idx.contains("weight_map") || !idx["weight_map"].is_object())
+      fail("{}/model.safetensors.index.json: missing object 'weight_map'", dir);
+    for (const auto& [k, v] : idx["weight_map"].items()) {
+      if (!v.is_string()) fail("{}/model.safetensors.index.json: weight_map['{}'] must be a file name", dir, k);
+      const std::string f = dir + "/" + v.get<std::string>();
+      if (std::find(shards.begin(), shards.end(), f) == shards.end()) shards.push_back(f);
+    }
+  } else {
+    fail("{}: no model.safetensors or model.safetensors.index.json in this directory", dir);
+  }
+  for (const auto& f : shards) st_.push_back(SafetensorsFile::open(f));
+  const HfTensors T{dir, st_};
+  const bool g = cfg_.arch == Arch::Gemma3;
+  const int64_t d = cfg_.n_embd, hq = cfg_.n_head * cfg_.head_dim_k, hk = cfg_.n_head_kv * cfg_.head_dim_k,
+                hv = cfg_.n_head_kv * cfg_.head_dim_v, ff = cfg_.n_ff;
+  tok_embd_ = T.matrix("model.embed_tokens.weight", d, cfg_.n_vocab);
+  output_norm_ = T.vec("model.norm.weight", d, g);
+  if (!cfg_.tied_embeddings || T.find("lm_head.weight")) {
+    output_ = T.matrix("lm_head.weight", d, cfg_.n_vocab);
+    cfg_.tied_embeddings = false;
+  }
+  layers_.resize(static_cast<size_t>(cfg_.n_layer));
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    auto& L = layers_[static_cast<size_t>(l)];
+    const std::string p = fmt::format("model.layers.{}.", l);
+    L.attn_norm = T.vec(p + "input_layernorm.weight", d, g);
+    if (g) {
+      L.post_attn_norm = T.vec(p + "post_attention_layernorm.weight", d, g);
+      L.ffn_norm = T.vec(p + "pre_feedforward_layernorm.weight", d, g);
+      L.post_ffn_norm = T.vec(p + "post_feedforward_layernorm.weight", d, g);
+      L.q_norm = T.vec(p + "self_attn.q_norm.weight", cfg_.head_dim_k, g);
+      L.k_norm = T.vec(p + "self_attn.k_norm.weight", cfg_.head_dim_k, g);
+    } else {
+      L.ffn_norm = T.vec(p + "post_attention_layernorm.weight", d, false);
+    }
+    L.wq = T.matrix(p + "self_attn.q_proj.weight", d, hq);
+    L.wk = T.matrix(p + "self_attn.k_proj.weight", d, hk);
+    L.wv = T.matrix(p + "self_attn.v_proj.weight", d, hv);
+    L.wo = T.matrix(p + "self_attn.o_proj.weight", cfg_.n_head * cfg_.head_dim_v, d);
+    L.w_gate = T.matrix(p + "mlp.gate_proj.weight", d, ff);
+    L.w_up = T.matrix(p + "mlp.up_proj.weight", d, ff);
+    L.w_down = T.matrix(p + "mlp.down_proj.weight", ff, d);
+  }
+  if (opt.load_tokenizer) {
+    const std::string tj = dir + "/tokenizer.json";
+    if (!fs::exists(tj, ec)) fail("{}: missing tokenizer.json (needed unless the tokenizer is not loaded)", dir);
+    const std::string tc = dir + "/tokenizer_config.json";
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_hf_json(tj, fs::exists(tc, ec) ? tc : std::string()));
+    if (tokenizer_->n_vocab() > cfg_.n_vocab)
+      fail("{}: tokenizer has {} tokens but the embedding has only {} rows", dir, tokenizer_->n_vocab(), cfg_.n_vocab);
+  }
+}
+
+void Model::convert_weights(WeightsDType d) {
+  const DType target = d == WeightsDType::F32 ? DType::F32 : d == WeightsDType::F16 ? DType::F16 : DType::BF16;
+  auto convert = [&](Weight& w) {
+    if (!w.present() || w.view.dtype == target) return;
+    const int64_t rb = row_bytes(target, w.view.cols);
+    std::vector<uint8_t> buf(static_cast<size_t>(rb * w.view.rows));
+    std::vector<float> row(static_cast<size_t>(w.view.cols));
+    for (int64_t r = 0; r < w.view.rows; ++r) {
+      ref::dequantize_row(w.view.dtype, static_cast<const uint8_t*>(w.view.data) + r * w.view.row_stride, row.data(), w.view.cols);
+      ref::quantize_row(target, row.data(), buf.data() + r * rb, w.view.cols);
+    }
+    w.owned = std::move(buf);
+    w.view = WeightView{target, w.view.rows, w.view.cols, w.owned.data(), rb};
+  };
+  convert(tok_embd_);
+  convert(output_);
+  for (auto& L : layers_)
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) convert(*w);
+}
+
+int64_t Model::weight_bytes() const {
+  int64_t n = 0;
+  auto add = [&](const Weight& w) { if (w.present()) n += w.view.row_stride * w.view.rows; };
+  add(tok_embd_);
+  add(output_);
+  for (const auto& L : layers_)
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) add(*w);
+  return n;
+}
+
+KvCache Model::make_cache(int64_t capacity, KvDType dtype) const { return KvCache(cfg_, capacity, dtype); }
+
+void Model::forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
+                    const ExecPlan* plan, Logits& out, const ForwardOptions& fo) {
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  if (T == 0) fail("forward called with no tokens");
+  if (positions.size() != tokens.size())
+    fail("forward: {} tokens but {} positions", tokens.size(), positions.size());
+  const int64_t n_past = cache.size();
+  if (n_past + T > cache.capacity())
+    fail("context full: {} cached + {} new tokens exceed the context length {}", n_past, T, cache.capacity());
+  for (Token t : tokens)
+    if (t < 0 || t >= cfg_.n_vocab) fail("token id {} out of range [0, {})", t, cfg_.n_vocab);
+
+  const ModelConfig& c = cfg_;
+  const int64_t d = c.n_embd, nh = c.n_head, nkv = c.n_head_kv, hdk = c.head_dim_k, hdv = c.head_dim_v;
+  const int64_t n_kv = n_past + T;
+  auto& S = s_;
+  S.x.resize(static_cast<size_t>(T * d));
+  S.h.resize(static_cast<size_t>(T * d));
+  S.q.resize(static_cast<size_t>(T * nh * hdk));
+  S.k.resize(static_cast<size_t>(T * nkv * hdk));
+  S.v.resize(static_cast<size_t>(T * nkv * hdv));
+  S.att.resize(static_cast<size_t>(T * nh * hdv));
+  S.o.resize(static_cast<size_t>(T * d));
+  S.gate.resize(static_cast<size_t>(T * c.n_ff));
+  S.up.resize(static_cast<size_t>(T * c.n_ff));
+  S.mask.resize(static_cast<size_t>(T * n_kv));
+
+  // Embedding lookup (+ Gemma's sqrt(d) scale).
+  for (int64_t t = 0; t < T; ++t) {
+    ops::get_row(tok_embd_.view, tokens[static_cast<size_t>(t)], S.x.data() + t * d);
+    if (c.embed_scale != 1.f)
+      for (int64_t i = 0; i < d; ++i) S.x[static_cast<size_t>(t * d + i)] *= c.embed_scale;
+  }
+
+  // Record positions of the new slots.
+  int32_t* cpos = cache.positions();
+  for (int64_t t = 0; t < T; ++t) cpos[n_past + t] = positions[static_cast<size_t>(t)];
+
+  // Builds the additive mask for a layer: causal by position (+ sliding window) or explicit.
+  auto build_mask = [&](bool swa) {
+    constexpr float NEG = -std::numeric_limits<float>::infinity();
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t pt = positions[static_cast<size_t>(t)];
+      float* m = S.mask.data() + t * n_kv;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        bool ok;
+        if (fo.mask) ok = fo.mask[t * n_kv + j] != 0;
+        else ok = cpos[j] <= pt && (j < n_past || j - n_past <= t);
+        if (ok && swa && pt - cpos[j] >= c.sliding_window) ok = false;
+        m[j] = ok ? 0.f : NEG;
+      }
+    }
+  };
+
+  const int64_t n_run = plan && plan->exit_after >= 0 ? std::min(plan->exit_after, c.n_layer) : c.n_layer;
+  const float q_prescale = c.arch == Arch::Gemma3 ? c.effective_attn_scale() : 1.f;
+  const float attn_scale = c.arch == Arch::Gemma3 ? 1.f : c.effective_attn_scale();
+  int mask_kind = -1;  // which mask is currently built: 0 global, 1 swa
+  const int64_t eb = cache.elem_bytes();
+
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const bool skipped = l >= n_run || (plan && !plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
+    const auto& L = layers_[static_cast<size_t>(l)];
+    const bool swa = c.layer_is_swa[static_cast<size_t>(l)] && c.sliding_window > 0;
+    if (skipped) {
+      // A skipped layer writes no keys/values for these slots: a self-draft that skips layers
+      // must use its own cache (the target re-computes every slot it verifies).
+      continue;
+    }
+    // --- attention block ---
+    for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.x.data() + t * d, L.attn_norm.data(), S.h.data() + t * d, d, c.rms_eps);
+    ops::matmul(L.wq.view, S.h.data(), T, S.q.data());
+    ops::matmul(L.wk.view, S.h.data(), T, S.k.data());
+    ops::matmul(L.wv.view, S.h.data(), T, S.v.data());
+    if (c.qk_norm) {
+      for (int64_t i = 0; i < T * nh; ++i) ops::rmsnorm(S.q.data() + i * hdk, L.q_norm.data(), S.q.data() + i * hdk, hdk, c.rms_eps);
+      for (int64_t i = 0; i < T * nkv; ++i) ops::rmsnorm(S.k.data() + i * hdk, L.k_norm.data(), S.k.data() + i * hdk, hdk, c.rms_eps);
+    }
+    RopeParams rp;
+    rp.style = c.rope_style;
+    rp.rot_dim = c.rope_dim;
+    rp.theta = swa ? c.rope_theta_swa : c.rope_theta;
+    rp.freq_scale = swa ? 1.f : c.rope_freq_scale;
+    rp.freq_factors = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
+    ops::rope(S.q.data(), T, nh, hdk, positions.data(), rp);
+    ops::rope(S.k.data(), T, nkv, hdk, positions.data(), rp);
+    if (q_prescale != 1.f)
+      for (auto& v : S.q) v *= q_prescale;
+    // Append k, v to the cache.
+    auto* kc = static_cast<uint8_t*>(cache.k(l)) + n_past * nkv * hdk * eb;
+    auto* vc = static_cast<uint8_t*>(cache.v(l)) + n_past * nkv * hdv * eb;
+    const DType cdt = cache.dtype() == KvDType::F16 ? DType::F16 : DType::F32;
+    ref::quantize_row(cdt, S.k.data(), kc, T * nkv * hdk);
+    ref::quantize_row(cdt, S.v.data(), vc, T * nkv * hdv);
+    if (mask_kind != static_cast<int>(swa)) {
+      build_mask(swa);
+      mask_kind = static_cast<int>(swa);
+    }
+    AttentionArgs a;
+    a.n_tokens = T;
+    a.n_head = nh;
+    a.n_head_kv = nkv;
+    a.head_dim_k = hdk;
+    a.head_dim_v = hdv;
+    a.n_kv = n_kv;
+    a.q = S.q.data();
+    a.kv_dtype = cache.dtype();
+    a.k = cache.k(l);
+    a.v = cache.v(l);
+    a.mask = S.mask.data();
+    a.scale = attn_scale;
+    a.softcap = c.attn_softcap;
+    a.out = S.att.data();
+    ops::attention(a);
+    ops::matmul(L.wo.view, S.att.data(), T, S.o.data());
+    if (c.post_norms)
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.o.data() + t * d, L.post_attn_norm.data(), S.o.data() + t * d, d, c.rms_eps);
+    for (int64_t i = 0; i < T * d; ++i) S.x[static_cast<size_t>(i)] += S.o[static_cast<size_t>(i)];
+
+    // --- feed-forward block ---
+    for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.x.data() + t * d, L.ffn_norm.data(), S.h.data() + t * d, d, c.rms_eps);
+    ops::matmul(L.w_gate.view, S.h.data(), T, S.gate.data());
+    ops::matmul(L.w_up.view, S.h.data(), T, S.up.data());
+    if (c.act == Activation::SiLU) ops::silu_mul(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
+    else ops::gelu_tanh_mul(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
+    ops::matmul(L.w_down.view, S.gate.data(), T, S.o.data());
+    if (c.post_norms)
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.o.data() + t * d, L.post_ffn_norm.data(), S.o.data() + t * d, d, c.rms_eps);
+    for (int64_t i = 0; i < T * d; ++i) S.x[static_cast<size_t>(i)] += S.o[static_cast<size_t>(i)];
+  }
+  cache.advance(T);
+
+  // Final norm + LM head for the requested rows.
+  const int64_t first = fo.logits == LogitsFor::Last ? T - 1 : 0;
+  const int64_t rows = T - first;
+  for (int64_t t = first; t < T; ++t)
+    ops::rmsnorm(S.x.data() + t * d, output_norm_.data(), S.h.data() + (t - first) * d, d, c.rms_eps);
+  const Weight& head = cfg_.tied_embeddings ? tok_embd_ : output_;
+  out.n_vocab = c.n_vocab;
+  out.n_rows = rows;
+  out.data.resize(static_cast<size_t>(rows * c.n_vocab));
+  ops::matmul(head.view, S.h.data(), rows, out.data.data());
+  if (c.final_softcap > 0.f)
+    for (auto& v : out.data) v = c.final_softcap * std::tanh(v / c.final_softcap);
+}
+
+}  // namespace specula

@@ -1,0 +1,108 @@
+#pragma once
+// The transformer forward pass for the Llama family and Gemma 3.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/exec_plan.h"
+#include "core/kv_cache.h"
+#include "core/model_config.h"
+#include "kernels/ops.h"
+
+namespace specula {
+
+using Token = int32_t;
+using Pos = int32_t;
+
+class GgufFile;
+class SafetensorsFile;
+class Tokenizer;
+
+// Weights run in their stored type (native) or are converted once at load.
+enum class WeightsDType : uint8_t { Native, F32, F16, BF16 };
+WeightsDType parse_weights_dtype(const std::string& s);  // "native|f32|f16|bf16", Error otherwise
+const char* to_string(WeightsDType d);
+
+struct LoadOptions {
+  WeightsDType weights_dtype = WeightsDType::Native;
+  bool load_tokenizer = true;
+};
+
+// A weight matrix, either a view into the mmapped file or a converted copy owned here.
+struct Weight {
+  WeightView view;
+  std::vector<uint8_t> owned;
+  bool present() const { return view.data != nullptr; }
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, post_attn_norm, post_ffn_norm;
+  Weight wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+// Logits for a batch of positions: row i holds n_vocab scores for the i-th *requested* position.
+struct Logits {
+  int64_t n_vocab = 0;
+  int64_t n_rows = 0;
+  std::vector<float> data;
+  std::span<const float> row(int64_t i) const {
+    return {data.data() + i * n_vocab, static_cast<size_t>(n_vocab)};
+  }
+};
+
+enum class LogitsFor : uint8_t { All, Last };
+
+struct ForwardOptions {
+  LogitsFor logits = LogitsFor::All;
+  // Optional explicit attention mask [T][cache.size() + T] (1 = may attend); null = causal by
+  // position (plus sliding window on SWA layers). Tree verification passes its own.
+  const uint8_t* mask = nullptr;
+};
+
+class Model {
+ public:
+  // `path`: a .gguf file or an HF directory (config.json + *.safetensors + tokenizer.json).
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opt = {});
+  ~Model();
+
+  const ModelConfig& config() const { return cfg_; }
+  const Tokenizer& tokenizer() const;
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  const std::string& path() const { return path_; }
+  WeightsDType weights_dtype() const { return wdtype_; }
+  // Bytes of weights used by a forward pass (after any conversion).
+  int64_t weight_bytes() const;
+
+  KvCache make_cache(int64_t capacity, KvDType dtype = KvDType::F16) const;
+
+  // Runs T tokens at the given positions, appending their keys/values to `cache` (slots
+  // cache.size() .. +T), and writes logits for every position (or only the last).
+  void forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
+               const ExecPlan* plan, Logits& out, const ForwardOptions& fo = {});
+
+ private:
+  Model() = default;
+  void load_gguf(const std::string& path, const LoadOptions& opt);
+  void load_hf(const std::string& dir, const LoadOptions& opt);
+  void convert_weights(WeightsDType d);
+
+  std::string path_;
+  ModelConfig cfg_;
+  WeightsDType wdtype_ = WeightsDType::Native;
+  std::unique_ptr<GgufFile> gguf_;
+  std::vector<std::unique_ptr<SafetensorsFile>> st_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  Weight tok_embd_, output_;
+  std::vector<float> output_norm_, rope_freqs_;
+  std::vector<LayerWeights> layers_;
+
+  // Scratch, reused across calls (no allocation once sized).
+  struct Scratch {
+    std::vector<float> x, h, q, k, v, att, o, gate, up, mask, hidden_last;
+    std::vector<int32_t> pos;
+  } s_;
+};
+
+}  // namespace specula

@@ -1,0 +1,54 @@
+#pragma once
+// Token samplers: greedy, temperature, top-k, top-p, min-p, repetition penalty; seeded, deterministic.
+// The transforms are applied in this fixed order: repetition penalty -> temperature -> top-k ->
+// top-p -> min-p. distribution() exposes the final probabilities (speculative sampling needs them).
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace specula {
+
+using Token = int32_t;
+
+struct SamplerConfig {
+  float temperature = 0.f;        // 0 = greedy (argmax)
+  int32_t top_k = 0;              // 0 = off
+  float top_p = 1.f;              // 1 = off
+  float min_p = 0.f;              // 0 = off
+  float repetition_penalty = 1.f; // 1 = off (CTRL-style: divide positive logits, multiply negative)
+  int32_t repeat_last_n = 64;     // window of history the penalty looks at
+  uint64_t seed = 0;
+
+  bool greedy() const { return temperature <= 0.f; }
+  // Throws Error naming the invalid value and the accepted range.
+  void validate() const;
+};
+
+// Deterministic RNG (same seed -> same stream on every platform).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0) : eng_(seed) {}
+  double uniform() { return static_cast<double>(eng_() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
+ private:
+  std::mt19937_64 eng_;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplerConfig cfg);
+  const SamplerConfig& config() const { return cfg_; }
+
+  // Final sampling distribution over the vocabulary (sums to 1). Greedy: one-hot at the argmax.
+  void distribution(std::span<const float> logits, std::span<const Token> history, std::vector<float>& probs) const;
+  // Draws a token: argmax for greedy, else from distribution().
+  Token sample(std::span<const float> logits, std::span<const Token> history, Rng& rng) const;
+  // Draws from an explicit distribution by inverse CDF.
+  static Token sample_from(std::span<const float> probs, Rng& rng);
+  static Token argmax(std::span<const float> logits);
+
+ private:
+  SamplerConfig cfg_;
+};
+
+}  // namespace specula

@@ -1,0 +1,49 @@
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/model_registry.h"
+#include "experiments/cli.h"
+#include "kernels/ops.h"
+
+namespace specula::cli {
+
+void ModelOptions::add(CLI::App& sub, bool required) {
+  auto* o = sub.add_option("-m,--model", model,
+                           "Model: a .gguf file, an HF directory, or an installed name (smollm2-135m, gemma3-270m)");
+  if (required) o->required();
+  sub.add_option("--weights-dtype", weights_dtype,
+                 "Run weights in their stored type (native) or convert at load to f32|f16|bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"native", "f32", "f16", "bf16"}));
+  sub.add_option("--kv-dtype", kv_dtype, "KV cache element type: f16 (as llama.cpp) or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32"}));
+  sub.add_option("-t,--threads", threads, "Worker threads (0 = all hardware threads)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+}
+
+std::unique_ptr<Model> ModelOptions::load() const {
+  ops::set_num_threads(threads);
+  LoadOptions lo;
+  lo.weights_dtype = parse_weights_dtype(weights_dtype);
+  return Model::load(resolve_model(model), lo);
+}
+
+KvDType ModelOptions::kv() const { return kv_dtype == "f32" ? KvDType::F32 : KvDType::F16; }
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read '{}': no such file or not readable", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i)
+    if (!(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) out.push_back(s[i]);
+  return out;
+}
+
+}  // namespace specula::cli

@@ -1,0 +1,82 @@
+// specula bench: prefill and decode throughput of one model (plain decoding, batch 1).
+#include <chrono>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/generator.h"
+#include "core/tokenizer.h"
+#include "experiments/cli.h"
+#include "kernels/ops.h"
+
+namespace specula::cli {
+
+namespace {
+struct BenchArgs {
+  ModelOptions mo;
+  int64_t prompt_tokens = 64, gen_tokens = 128;
+  int reps = 1;
+  bool json = false;
+};
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+int run_bench(const BenchArgs& a) {
+  auto model = a.mo.load();
+  // Prompt: real text (WikiText-2 if present, else a fixed paragraph), cut to prompt_tokens.
+  std::string text;
+  try {
+    text = read_text_file(std::string(SPECULA_SOURCE_DIR) + "/../shared/data/wikitext2_wiki.test.raw").substr(0, 200000);
+  } catch (const Error&) {
+    for (int i = 0; i < 200; ++i) text += "The quick brown fox jumps over the lazy dog while the committee reviews its findings. ";
+  }
+  std::vector<Token> prompt = model->tokenizer().encode(text, true, false);
+  if (static_cast<int64_t>(prompt.size()) < a.prompt_tokens) fail("bench: could only build a {}-token prompt", prompt.size());
+  prompt.resize(static_cast<size_t>(a.prompt_tokens));
+  double best_prefill = 0, best_decode = 0;
+  for (int rep = 0; rep < a.reps; ++rep) {
+    KvCache cache = model->make_cache(a.prompt_tokens + a.gen_tokens + 1, a.mo.kv());
+    Logits logits;
+    const double t0 = now_s();
+    prefill(*model, prompt, cache, a.prompt_tokens, logits);
+    const double t1 = now_s();
+    Token next = Sampler::argmax(logits.row(0));
+    for (int64_t i = 0; i < a.gen_tokens; ++i) {
+      const Pos p = static_cast<Pos>(cache.size());
+      ForwardOptions fo;
+      fo.logits = LogitsFor::Last;
+      model->forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, nullptr, logits, fo);
+      next = Sampler::argmax(logits.row(0));
+    }
+    const double t2 = now_s();
+    best_prefill = std::max(best_prefill, static_cast<double>(a.prompt_tokens) / (t1 - t0));
+    best_decode = std::max(best_decode, static_cast<double>(a.gen_tokens) / (t2 - t1));
+  }
+  if (a.json) {
+    nlohmann::json j = {{"model", model->path()},           {"threads", ops::num_threads()},
+                        {"prompt_tokens", a.prompt_tokens}, {"gen_tokens", a.gen_tokens},
+                        {"prefill_tok_s", best_prefill},    {"decode_tok_s", best_decode},
+                        {"reps", a.reps},                   {"weights_dtype", a.mo.weights_dtype}};
+    std::puts(j.dump(2).c_str());
+  } else {
+    std::printf("%s  threads=%d  prefill %lld tok: %.1f tok/s  decode %lld tok: %.1f tok/s (best of %d)\n",
+                model->path().c_str(), ops::num_threads(), static_cast<long long>(a.prompt_tokens), best_prefill,
+                static_cast<long long>(a.gen_tokens), best_decode, a.reps);
+  }
+  return 0;
+}
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "Measure prefill and decode tokens/s (batch 1)");
+  a->mo.add(*sub);
+  sub->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  sub->add_option("--gen-tokens", a->gen_tokens, "Decode steps")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  sub->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
+  sub->add_flag("--json", a->json, "Print JSON: prefill_tok_s, decode_tok_s, threads, model");
+  return {sub, [a] { return run_bench(*a); }};
+}
+
+}  // namespace specula::cli

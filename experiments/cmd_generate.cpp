@@ -1,0 +1,107 @@
+// specula generate: plain (or, later, speculative) decoding from the command line.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/generator.h"
+#include "core/tokenizer.h"
+#include "experiments/cli.h"
+
+namespace specula::cli {
+
+namespace {
+struct GenerateArgs {
+  ModelOptions mo;
+  std::string prompt, prompt_file, system;
+  bool chat = false, json = false, ignore_eos = false, no_special = false;
+  int64_t max_tokens = 128, context = 0;
+  SamplerConfig sc;
+};
+
+int run_generate(const GenerateArgs& a) {
+  if (a.prompt.empty() == a.prompt_file.empty()) fail("give exactly one of --prompt or --prompt-file");
+  a.sc.validate();
+  auto model = a.mo.load();
+  const Tokenizer& tok = model->tokenizer();
+  std::string text = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
+  std::vector<Token> prompt;
+  if (a.chat) {
+    std::vector<ChatMessage> msgs;
+    if (!a.system.empty()) msgs.push_back({"system", a.system});
+    msgs.push_back({"user", text});
+    prompt = tok.encode(tok.apply_chat_template(msgs, true), /*add_special=*/true, /*parse_special=*/true);
+  } else {
+    prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/!a.no_special);
+  }
+  GenerateConfig gc;
+  gc.max_tokens = a.max_tokens;
+  gc.context = a.context;
+  gc.stop_at_eog = !a.ignore_eos;
+  gc.kv_dtype = a.mo.kv();
+  if (gc.context > 0 && static_cast<int64_t>(prompt.size()) >= gc.context)
+    fail("prompt is {} tokens but --context is {}: the prompt must be shorter than the context", prompt.size(), gc.context);
+  if (model->config().n_ctx_train > 0 && static_cast<int64_t>(prompt.size()) + a.max_tokens > model->config().n_ctx_train)
+    fail("prompt ({} tokens) + --max-tokens ({}) exceed the model's context length {}", prompt.size(), a.max_tokens,
+         model->config().n_ctx_train);
+  Sampler sampler(a.sc);
+  Rng rng(a.sc.seed);
+  std::string streamed;
+  auto on_token = [&](Token t) {
+    if (a.json) return;
+    if (tok.is_eog(t) && !a.ignore_eos) return;
+    std::fputs(tok.token_to_piece(t).c_str(), stdout);
+    std::fflush(stdout);
+  };
+  GenerateResult r = generate(*model, prompt, gc, sampler, rng, on_token);
+  const std::string out_text = tok.decode(r.tokens);
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = model->path();
+    j["tokens"] = r.tokens;
+    j["text"] = out_text;
+    j["prompt_tokens"] = prompt.size();
+    j["stopped_at_eog"] = r.stopped_at_eog;
+    j["sampler"] = {{"temperature", a.sc.temperature}, {"top_k", a.sc.top_k}, {"top_p", a.sc.top_p},
+                    {"min_p", a.sc.min_p}, {"repetition_penalty", a.sc.repetition_penalty}, {"seed", a.sc.seed}};
+    j["stats"] = {{"tau", 1.0},
+                  {"acceptance_by_position", nlohmann::json::array()},
+                  {"tokens_per_s", r.decode_tok_s()},
+                  {"prefill_s", r.prefill_s},
+                  {"decode_s", r.decode_s},
+                  {"draft_s", 0.0},
+                  {"verify_s", r.decode_s},
+                  {"lossy", false}};
+    std::puts(j.dump(2).c_str());
+  } else {
+    std::fprintf(stderr, "\n[%zu prompt tokens, %zu generated, prefill %.2f s, decode %.1f tok/s]\n", prompt.size(),
+                 r.tokens.size(), r.prefill_s, r.decode_tok_s());
+  }
+  return 0;
+}
+}  // namespace
+
+Command add_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  auto* sub = app.add_subcommand("generate", "Generate text from a prompt (greedy by default)");
+  a->mo.add(*sub);
+  sub->add_option("-p,--prompt", a->prompt, "Prompt text");
+  sub->add_option("--prompt-file", a->prompt_file, "Read the prompt from a file");
+  sub->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template (user turn + generation prompt)");
+  sub->add_option("--system", a->system, "System message for --chat");
+  sub->add_flag("--no-special", a->no_special, "Treat special-token text like <|im_start|> in the prompt as plain text");
+  sub->add_option("-n,--max-tokens", a->max_tokens, "Maximum tokens to generate")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  sub->add_option("--context", a->context, "KV cache size in tokens (0 = prompt + max-tokens)")->capture_default_str();
+  sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-generation tokens");
+  sub->add_option("--temperature", a->sc.temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
+  sub->add_option("--top-k", a->sc.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  sub->add_option("--top-p", a->sc.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  sub->add_option("--min-p", a->sc.min_p, "Drop tokens below min-p x max probability (0 = off)")->capture_default_str();
+  sub->add_option("--repetition-penalty", a->sc.repetition_penalty, "Penalty on recently seen tokens (1 = off)")->capture_default_str();
+  sub->add_option("--repeat-last-n", a->sc.repeat_last_n, "History window of the repetition penalty")->capture_default_str();
+  sub->add_option("--seed", a->sc.seed, "RNG seed (same seed + config = same tokens)")->capture_default_str();
+  sub->add_flag("--json", a->json, "Print one JSON object (tokens, text, prompt_tokens, stats)");
+  return {sub, [a] { return run_generate(*a); }};
+}
+
+}  // namespace specula::cli

@@ -1,0 +1,99 @@
+#pragma once
+// The op interface: everything core/ may call to touch numbers. Implementations live in
+// kernels/reference/ (plain loops, the truth) and kernels/cpu/ (fast, dispatched at run time).
+// core/ includes this header only; no SIMD, Eigen or CUDA types leak through it.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace specula {
+
+// Storage types. Numeric ids are ggml's, so a GGUF tensor type maps directly.
+enum class DType : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
+};
+
+struct DTypeTraits {
+  std::string_view name;   // "q4_1", ... as ggml spells it
+  int64_t block_elems;     // elements per block (1 for f32/f16/bf16)
+  int64_t block_bytes;     // bytes per block
+  bool weight_supported;   // can be loaded as a weight (dequantize + matmul)
+};
+
+// nullptr for an id this build does not know (the GGUF reader turns that into an Error).
+const DTypeTraits* dtype_traits(uint32_t ggml_type_id);
+const DTypeTraits& dtype_traits(DType t);
+// Bytes of one row of n elements (n must be a multiple of block_elems).
+int64_t row_bytes(DType t, int64_t n);
+
+// A 2-D weight matrix [rows x cols] (ggml: ne0 = cols, ne1 = rows), rows contiguous.
+struct WeightView {
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  int64_t row_stride = 0;  // bytes between rows
+};
+
+}  // namespace specula
+
+// ---------------------------------------------------------------------------------------------
+// Ops used by the forward pass. `ops::` is the dispatching front door (kernels/cpu/), `ref::` in
+// kernels/reference/ops_ref.h holds the plain-loop truth for each of them.
+namespace specula {
+
+enum class RopeStyle : uint8_t {
+  Interleaved,  // rotate pairs (x[2i], x[2i+1])  — ggml "norm" (Llama GGUF, Q/K permuted at conversion)
+  Neox,         // rotate pairs (x[i], x[i + rot/2]) — ggml "neox" (Gemma, HF layout)
+};
+
+struct RopeParams {
+  RopeStyle style = RopeStyle::Interleaved;
+  int64_t rot_dim = 0;      // number of rotated dims per head (<= head_dim)
+  float theta = 10000.f;    // base frequency
+  float freq_scale = 1.f;   // linear scaling: position multiplied by this
+  // Per-dimension-pair frequency factors (Llama 3 style "rope_freqs"), size rot_dim/2, or null.
+  const float* freq_factors = nullptr;
+};
+
+// Element type of the KV cache storage.
+enum class KvDType : uint8_t { F32, F16 };
+
+struct AttentionArgs {
+  int64_t n_tokens = 0;     // T query positions
+  int64_t n_head = 0;       // query heads
+  int64_t n_head_kv = 0;    // key/value heads (GQA: n_head % n_head_kv == 0)
+  int64_t head_dim_k = 0;   // q/k head size
+  int64_t head_dim_v = 0;   // v head size
+  int64_t n_kv = 0;         // cache slots visible (keys 0..n_kv-1)
+  const float* q = nullptr; // [T][n_head][head_dim_k]
+  KvDType kv_dtype = KvDType::F32;
+  const void* k = nullptr;  // [n_kv][n_head_kv][head_dim_k] in kv_dtype
+  const void* v = nullptr;  // [n_kv][n_head_kv][head_dim_v] in kv_dtype
+  const float* mask = nullptr;  // [T][n_kv] additive (0 or -inf); required
+  float scale = 1.f;        // applied to q·k
+  float softcap = 0.f;      // >0: s = softcap * tanh(s / softcap) before the mask
+  float* out = nullptr;     // [T][n_head][head_dim_v]
+};
+
+namespace ops {
+// Number of worker threads used by the kernels (persistent pool); n <= 0 picks hardware threads.
+void set_num_threads(int n);
+int num_threads();
+
+// Y[t][r] = sum_c W[r][c] * X[t][c].  X: [T][W.cols] f32, Y: [T][W.rows] f32.
+// Quantized weights: X is first quantized to the weight's vec-dot type (as llama.cpp does).
+void matmul(const WeightView& W, const float* X, int64_t T, float* Y);
+// out[c] = W[r][c] (dequantized row r)
+void get_row(const WeightView& W, int64_t r, float* out);
+// y = x / rms(x) * w  over n (w may be null = ones); in-place allowed.
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
+// Rotate T tokens x n_heads heads of size head_dim, in place, token t at position pos[t].
+void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p);
+// out = act(gate) * up elementwise
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
+// Softmax attention over cache slots with an additive mask.
+void attention(const AttentionArgs& a);
+}  // namespace ops
+}  // namespace specula

@@ -1,0 +1,21 @@
+#pragma once
+// Plain-loop reference implementations of every op in kernels/ops.h. These are the truth the fast
+// kernels are tested against; they favour clarity over speed.
+#include "kernels/ops.h"
+
+namespace specula::ref {
+
+void matmul(const WeightView& W, const float* X, int64_t T, float* Y);
+void get_row(const WeightView& W, int64_t r, float* out);
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
+void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p);
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
+// Attention for the query rows [t0, t1) and heads [h0, h1) (so callers can split the work).
+void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1);
+void attention(const AttentionArgs& a);
+
+float gelu_tanh(float x);
+float silu(float x);
+
+}  // namespace specula::ref

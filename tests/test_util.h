@@ -1,0 +1,25 @@
+#pragma once
+// Helpers shared by the tests: locating the repo and the installed models.
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace specula::test {
+
+inline std::string repo_root() {
+  if (const char* r = std::getenv("SPECULA_ROOT"); r && *r) return r;
+  return SPECULA_SOURCE_DIR;
+}
+
+// Path of an installed model file, or "" when it is absent (the test then skips).
+inline std::string model_path(const std::string& file) {
+  std::string dir = repo_root() + "/models";
+  if (const char* d = std::getenv("SPECULA_MODELS_DIR"); d && *d) dir = d;
+  const std::string p = dir + "/" + file;
+  return std::filesystem::exists(p) ? p : std::string();
+}
+
+inline const char* kSmolLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf";
+inline const char* kGemma3 = "gemma-3-270m-q4_k_m.gguf";
+
+}  // namespace specula::test
