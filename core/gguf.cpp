@@ -345,10 +345,10 @@ void GgufFile::parse() {
     if (t.ne[0] % tr->block_elems != 0)
       fail("{}: tensor '{}' row length {} is not a multiple of the {} block size {}", file, nm, t.ne[0], tr->name,
            tr->block_elems);
-    int64_t nbytes = t.ne[0] / tr->block_elems * tr->block_bytes;
-    for (int d = 1; d < 4; ++d)
-      if (__builtin_mul_overflow(nbytes, t.ne[d], &nbytes))
-        fail("{}: tensor '{}' byte size overflows", file, nm);
+    int64_t nbytes = 0;  // (ne0 / block_elems) * block_bytes * ne1 * ne2 * ne3
+    bool overflow = __builtin_mul_overflow(t.ne[0] / tr->block_elems, tr->block_bytes, &nbytes);
+    for (int d = 1; d < 4; ++d) overflow = overflow || __builtin_mul_overflow(nbytes, t.ne[d], &nbytes);
+    if (overflow) fail("{}: tensor '{}' byte size overflows", file, nm);
     t.nbytes = static_cast<uint64_t>(nbytes);
     if (t.offset % alignment_ != 0)
       fail("{}: tensor '{}' data offset {} is not a multiple of the alignment {}", file, nm, t.offset, alignment_);

@@ -229,9 +229,43 @@ void clean_up_spaces(std::string& t) {
 
 }  // namespace
 
-// ---- SpecialMatcher
-
 namespace tok {
+
+// ---- TokenIndex
+
+void TokenIndex::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n) cap <<= 1;
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+}
+
+int32_t TokenIndex::insert(const std::vector<std::string>* texts, int32_t id) {
+  texts_ = texts;
+  const std::string& text = (*texts)[id];
+  const uint64_t h = hash(text);
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    if (s.id < 0) {
+      s = Slot{static_cast<uint32_t>(h >> 32), id};
+      return -1;
+    }
+    if (s.hash == static_cast<uint32_t>(h >> 32) && (*texts)[s.id] == text) return s.id;
+  }
+}
+
+int32_t TokenIndex::find(std::string_view text) const {
+  if (slots_.empty()) return -1;
+  const uint64_t h = hash(text);
+  const uint32_t tag = static_cast<uint32_t>(h >> 32);
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.id < 0) return -1;
+    if (s.hash == tag && (*texts_)[s.id] == text) return s.id;
+  }
+}
+
+// ---- SpecialMatcher
 
 int32_t SpecialMatcher::child(int32_t node, uint8_t c) const {
   auto it = edges_.find((uint64_t(uint32_t(node)) << 8) | c);
@@ -366,10 +400,11 @@ Tokenizer::Tokenizer(TokenizerSpec spec) {
 
   st->attrs.resize(n);
   st->token_to_id.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < n; ++i)
     if (s.tokens[i].empty()) s.tokens[i] = fmt::format("[EMPTY_{}]", i);
-    auto [it, inserted] = st->token_to_id.emplace(s.tokens[i], static_cast<int32_t>(i));
-    if (!inserted) fail("duplicate token in vocabulary: '{}' has ids {} and {}", s.tokens[i], it->second, i);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t dup = st->token_to_id.insert(&s.tokens, static_cast<int32_t>(i));
+    if (dup >= 0) fail("duplicate token in vocabulary: '{}' has ids {} and {}", s.tokens[i], dup, i);
     st->attrs[i] = s.types.empty() ? tok::kAttrNormal : attr_from_type(s.types[i]);
   }
   detect_end_of_generation(*st);

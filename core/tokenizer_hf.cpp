@@ -68,7 +68,10 @@ bool flag(const json& node, const char* key, bool fallback) {
 std::string byte_level_pre(const std::string& path, const std::vector<json>& steps) {
   auto describe = [&] {
     std::string d;
-    for (const json& s : steps) d += (d.empty() ? "" : ", ") + type_of(s);
+    for (const json& s : steps) {
+      if (!d.empty()) d += ", ";
+      d += type_of(s);
+    }
     return d;
   };
   auto is_byte_level = [&](const json& s, bool use_regex) {
@@ -77,7 +80,7 @@ std::string byte_level_pre(const std::string& path, const std::vector<json>& ste
       fail("{}: ByteLevel pre-tokenizer with add_prefix_space=true is not supported", path);
     return flag(s, "use_regex", true) == use_regex;
   };
-  if (steps.size() == 1 && is_byte_level(steps[0], true)) return "gpt2";
+  if (steps.size() == 1 && is_byte_level(steps[0], true)) return "gpt-2";
   if (steps.size() == 2 && type_of(steps[0]) == "Digits" && flag(steps[0], "individual_digits", false) &&
       is_byte_level(steps[1], true))
     return "smollm";

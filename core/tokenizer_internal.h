@@ -40,6 +40,30 @@ struct StringHash {
 };
 using TokenMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// Text -> token id over a fixed vocabulary: open addressing with linear probing, storing each entry's
+// hash so that misses (the common case while merging) rarely touch the token strings.
+class TokenIndex {
+ public:
+  // `texts` must outlive the index. Returns the id of an earlier duplicate of texts[i], or -1.
+  int32_t insert(const std::vector<std::string>* texts, int32_t id);
+  void reserve(size_t n);
+  int32_t find(std::string_view text) const;
+
+ private:
+  static uint64_t hash(std::string_view s) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
+    return h ^ (h >> 29);
+  }
+  struct Slot {
+    uint32_t hash = 0;
+    int32_t id = -1;
+  };
+  const std::vector<std::string>* texts_ = nullptr;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
+
 // ---- Unicode helpers (tokenizer_unicode.cpp)
 
 // Code point classes used by the pre-tokenizers. Every in-range code point has kCpAny set, so a zero
@@ -122,7 +146,7 @@ struct Tokenizer::State {
   bool ignore_merges = false;   // a whole pre-token that is in the vocabulary is emitted as is (llama3)
   bool clean_spaces = false;    // decode removes spaces before ?!., and some apostrophes
   std::vector<uint32_t> attrs;  // token id -> tok::Attr bits
-  tok::TokenMap token_to_id;
+  tok::TokenIndex token_to_id;  // keys view spec.tokens
   std::vector<std::string> pieces;  // token id -> piece with special tokens rendered
   std::vector<uint8_t> eog;         // token id -> 1 when it ends generation
   tok::SpecialMatcher specials;
@@ -131,8 +155,7 @@ struct Tokenizer::State {
 
   int32_t n_vocab() const { return static_cast<int32_t>(spec.tokens.size()); }
   int32_t lookup(std::string_view text) const {
-    auto it = token_to_id.find(text);
-    return it == token_to_id.end() ? -1 : it->second;
+    return token_to_id.find(text);
   }
 };
 

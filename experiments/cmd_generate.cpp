@@ -54,7 +54,10 @@ int run_generate(const GenerateArgs& a) {
     std::fflush(stdout);
   };
   GenerateResult r = generate(*model, prompt, gc, sampler, rng, on_token);
-  const std::string out_text = tok.decode(r.tokens);
+  DecodeOptions dopt;
+  dopt.remove_special = true;
+  dopt.unparse_special = false;
+  const std::string out_text = tok.decode(r.tokens, dopt);
   if (a.json) {
     nlohmann::json j;
     j["model"] = model->path();

@@ -15,8 +15,15 @@ int main(int argc, char** argv) {
   for (auto add : {add_generate, add_models, add_perplexity, add_bench}) cmds.push_back(add(app));
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "error: {} (see --help)\n", e.what());
+    return 2;
   }
   try {
     for (auto& c : cmds)

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels/cpu/threadpool.h"
+#include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
@@ -22,12 +23,11 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
   cpu::pool().parallel_for(T, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) ref::quantize_row(xt, X + t * W.cols, xqp + t * xbytes, W.cols);
   });
-  // Rows are split over threads; each weight row is read once for all T tokens.
+  // Rows are split over threads; each weight row is read once for all T tokens (SIMD kernels of
+  // kernels/cpu/vec_dot_hwy.h, one dispatch per thread's chunk).
   cpu::pool().parallel_for(W.rows, [&](int64_t b, int64_t e, int) {
-    for (int64_t r = b; r < e; ++r) {
-      const auto* row = static_cast<const uint8_t*>(W.data) + r * W.row_stride;
-      for (int64_t t = 0; t < T; ++t) Y[t * W.rows + r] = ref::vec_dot(W.dtype, row, xqp + t * xbytes, W.cols);
-    }
+    const auto* rows = static_cast<const uint8_t*>(W.data) + b * W.row_stride;
+    cpu::vec_dot_rows(W.dtype, rows, W.row_stride, e - b, xqp, xbytes, T, Y + b, W.rows, W.cols);
   });
 }
 

@@ -9,7 +9,11 @@ add_bos/parse_special that matters, and records:
   * per-token pieces (llama_token_to_piece, special=True) for a sample of ids and a digest over all ids,
   * bos/eos/eot and the end-of-generation set (llama_vocab_is_eog over the whole vocabulary),
   * chat-template renderings (the GGUF's Jinja template via jinja2 where the file has one, and
-    llama.cpp's built-in template otherwise).
+    llama.cpp's built-in template otherwise),
+  * the token count and an FNV-1a digest of the ids of the whole WikiText-2 test file,
+  * "variants": the same vocabulary with other metadata (another pre-tokenizer for the byte-level BPE
+    model, a space prefix for the SentencePiece one), tokenized by llama.cpp from a metadata-only GGUF
+    copy written with the `gguf` package, so that code paths the shipped files do not use are checked.
 
 Usage (from the repository root):  python3 scripts/golden/gen_tokenizer_fixtures.py
 Rerunnable; output is deterministic for a given llama-cpp-python version.
@@ -20,7 +24,9 @@ import gzip
 import json
 import os
 import sys
+import tempfile
 
+import gguf
 import llama_cpp
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -30,6 +36,12 @@ MODELS = [
     ("gemma3-270m", "models/gemma-3-270m-q4_k_m.gguf"),
 ]
 MAX_FIXTURE_BYTES = 1_500_000
+# Metadata variants of each model, to check code paths the shipped files do not use against llama.cpp:
+# the same vocabulary with another pre-tokenizer (byte-level BPE) or with a space prefix (SentencePiece).
+VARIANTS = {
+    "smollm2-135m": [{"tokenizer.ggml.pre": p} for p in ("gpt-2", "default", "llama3", "qwen2", "starcoder")],
+    "gemma3-270m": [{"tokenizer.ggml.add_space_prefix": True}],
+}
 
 
 def b64(b: bytes) -> str:
@@ -477,6 +489,49 @@ def piece(vocab, tid: int, special: bool) -> bytes:
     return buf.raw[:n]
 
 
+def write_variant(src: str, dst: str, overrides: dict):
+    """Copies the metadata of `src` (no tensors) to `dst`, replacing the keys in `overrides`."""
+    r = gguf.GGUFReader(src)
+    w = gguf.GGUFWriter(dst, r.fields["general.architecture"].contents())
+    for key, field in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(key, overrides.get(key, field.contents()), vtype, sub_type=sub)
+    for key, value in overrides.items():
+        if key not in r.fields:
+            w.add_key_value(key, value, gguf.GGUFValueType.BOOL if isinstance(value, bool) else gguf.GGUFValueType.STRING)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def variant_cases(path: str, overrides: dict, strings):
+    with tempfile.TemporaryDirectory() as tmp:
+        dst = os.path.join(tmp, "variant.gguf")
+        write_variant(path, dst, overrides)
+        llm = llama_cpp.Llama(model_path=dst, vocab_only=True, verbose=False)
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        cases = []
+        for text in strings:
+            for add_bos, special in ((False, True), (True, False)):
+                ids = tokenize(vocab, text, add_bos, special)
+                case = {"add_bos": add_bos, "special": special, "ids": ids}
+                try:
+                    case["text"] = text.decode("utf-8")
+                except UnicodeDecodeError:
+                    case["text_b64"] = b64(text)
+                case["decode_b64"] = b64(detokenize(vocab, ids, False, True))
+                plain = detokenize(vocab, ids, True, False)
+                if plain != base64.b64decode(case["decode_b64"]):
+                    case["decode_plain_b64"] = b64(plain)
+                cases.append(case)
+        del llm
+    return {"overrides": overrides, "cases": cases}
+
+
 def builtin_chat(tmpl_name: bytes, messages, add_ass: bool) -> str:
     arr = (llama_cpp.llama_chat_message * len(messages))()
     keep = []
@@ -599,6 +654,8 @@ def main():
             "pieces_plain_b64": plain_sample,
             "chat": chat_cases(name, template),
             "cases": cases,
+            "variants": [variant_cases(path, ov, [t for t in strings if len(t) <= 400])
+                         for ov in VARIANTS.get(name, [])],
         }
         out_path = os.path.join(ROOT, "tests", "golden", f"tokenizer_{name}.json")
         text = json.dumps(fixture, ensure_ascii=False, separators=(",", ":"))

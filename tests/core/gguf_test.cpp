@@ -378,6 +378,7 @@ TEST(Gguf, BadTensorInfos) {
   check(one({1, 1, 1, 1, 1}, 0), {"5 dimensions"});
   check(one({1ull << 40, 1ull << 40}, 0), {"overflow"});
   check(one({1ull << 63, 1}, 0), {"invalid size"});
+  check(one({1ull << 62}, 0), {"byte size overflows"});  // 2^62 f32 elements = 2^64 bytes
   check(one({64}, 0, 4096, 0), {"out of bounds"});
   check(one({128}, 0, -1, 256), {"out of bounds", "blk.0.attn_q.weight"});  // 512 bytes needed, 256 present
   check(one({8}, 0, 8), {"not a multiple of the alignment 32"});

@@ -298,15 +298,13 @@ TEST(VecDot, MatchesFloatDotForEveryWeightType) {
 TEST(VecDot, Q4_1UsesBlockSumOfActivations) {
   // All-constant weights: x = m (q = 0) -> dot = m * sum(x), carried entirely by the q8_1 `s` field.
   const int64_t n = 64;
-  std::vector<uint8_t> row(static_cast<size_t>(row_bytes(DType::Q4_1, n)), 0);
-  for (int b = 0; b < 2; ++b) {
-    const uint16_t m = ref::fp32_to_fp16(0.5f);
-    std::memcpy(row.data() + 20 * b + 2, &m, 2);
-  }
+  ref::BlockQ4_1 row[2] = {};
+  ASSERT_EQ(row_bytes(DType::Q4_1, n), static_cast<int64_t>(sizeof row));
+  for (auto& b : row) b.m = ref::fp32_to_fp16(0.5f);
   std::vector<float> x(static_cast<size_t>(n), 1.f);
   std::vector<uint8_t> xq(static_cast<size_t>(row_bytes(DType::Q8_1, n)));
   ref::quantize_row(DType::Q8_1, x.data(), xq.data(), n);
-  EXPECT_FLOAT_EQ(ref::vec_dot(DType::Q4_1, row.data(), xq.data(), n), 32.f);
+  EXPECT_FLOAT_EQ(ref::vec_dot(DType::Q4_1, row, xq.data(), n), 32.f);
 }
 
 TEST(Matvec, MatchesPerRowDots) {

@@ -1,0 +1,567 @@
+// Highway block dot products; see vec_dot_hwy.h. This file is compiled once per Highway target
+// (foreach_target.h re-includes it); dispatch picks the best target the CPU supports.
+//
+// Every quantized kernel works on 32-byte groups of weights (one 32-element block, or one 32-element
+// sub-block of a k-quant super-block), as one 256-bit vector (AVX2/AVX3) or two 128-bit ones (SSSE3,
+// SSE4, other 128-bit targets). Weights are unpacked to unsigned bytes w (0..63) and multiplied with
+// the int8 activations y by MaddUbs (pairs of u8*i8 products summed to int16: exact, since
+// |w0*y0 + w1*y1| <= 63*128*2 < 2^15), then widened to int32 by pairwise multiply-add (with ones or
+// with the sub-block scale). Signed weight offsets (q4_0: -8, q5_0: -16, q6_K: -32) are subtracted as
+// MaddUbs(c, y) in int16. q8_0 x q8_0 widens both sides to int16 instead (exact for all bytes).
+// So every block's integer sum is exact; the float scaling per block matches the reference.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/vec_dot_hwy.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#ifndef SPECULA_VEC_DOT_HWY_SHARED
+#define SPECULA_VEC_DOT_HWY_SHARED
+#include <cstring>
+
+#include "kernels/cpu/vec_dot_hwy.h"
+#include "kernels/reference/quant.h"
+
+namespace specula::cpu::detail {
+
+inline uint16_t ld16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline int16_t ldi16(const uint8_t* p) {
+  int16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline float ldf(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline float bits_f(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t f_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+// IEEE half -> float, exact for all finite values, subnormals and infinities (FP16 library method).
+inline float h2f(uint16_t h) {
+  const uint32_t w = static_cast<uint32_t>(h) << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two_w = w + w;
+  const float normalized = bits_f((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  const float denormalized = bits_f((two_w >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t r = sign | (two_w < (1u << 27) ? f_bits(denormalized) : f_bits(normalized));
+  return bits_f(r);
+}
+
+// 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a q4_K / q5_K super-block (ggml's utmp trick).
+inline void unpack_k4_scales(const uint8_t* packed, uint8_t out[16]) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+  const uint32_t uaux = u[1] & kmask1;
+  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+  u[2] = uaux;
+  u[0] &= kmask1;
+  std::memcpy(out, u, 16);
+}
+
+// Byte j (0..31) selects byte j/8 of the broadcast 32-bit qh; bit j%8 of it is element j's high bit.
+alignas(32) inline constexpr uint8_t kQhIdx[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                   2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+alignas(32) inline constexpr uint8_t kQhBit[32] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
+                                                   1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+
+enum Kind : uint32_t {
+  kNone = 0, kF32, kF16, kBF16, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ8_0, kQ4_K, kQ5_K, kQ6_K,
+};
+inline Kind kind_of(DType t) {
+  switch (t) {
+    case DType::F32: return kF32;
+    case DType::F16: return kF16;
+    case DType::BF16: return kBF16;
+    case DType::Q4_0: return kQ4_0;
+    case DType::Q4_1: return kQ4_1;
+    case DType::Q5_0: return kQ5_0;
+    case DType::Q5_1: return kQ5_1;
+    case DType::Q8_0: return kQ8_0;
+    case DType::Q4_K: return kQ4_K;
+    case DType::Q5_K: return kQ5_K;
+    case DType::Q6_K: return kQ6_K;
+    default: return kNone;
+  }
+}
+
+}  // namespace specula::cpu::detail
+#endif  // SPECULA_VEC_DOT_HWY_SHARED
+
+HWY_BEFORE_NAMESPACE();
+namespace specula::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace specula::cpu::detail;  // NOLINT
+
+#if HWY_TARGET == HWY_SCALAR
+
+// Single-lane target: the reference loops are as good as it gets.
+float DotAny(uint32_t kind, DType t, const uint8_t* w, const uint8_t* x, int64_t n) {
+  (void)kind;
+  return ref::vec_dot(t, w, x, n);
+}
+
+#else  // SIMD targets
+
+using D8 = hn::CappedTag<uint8_t, 32>;  // 16 or 32 lanes: never spans two 32-element groups
+constexpr size_t kN8 = hn::MaxLanes(D8());
+static_assert(kN8 == 16 || kN8 == 32, "unexpected vector size");
+using DI8 = hn::Repartition<int8_t, D8>;
+using DI16 = hn::Repartition<int16_t, D8>;
+using DI32 = hn::Repartition<int32_t, D8>;
+using DF = hn::Repartition<float, D8>;
+using V8 = hn::Vec<D8>;
+using VI8 = hn::Vec<DI8>;
+using VI16 = hn::Vec<DI16>;
+using VI32 = hn::Vec<DI32>;
+using VF = hn::Vec<DF>;
+
+// Pairs of u8 * i8 products summed to int16, saturating (x86 pmaddubsw). Our weights are <= 63, so
+// no sum ever saturates and the result is exact.
+#if HWY_ARCH_X86 && (HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || \
+                     HWY_TARGET == HWY_AVX3_DL)
+template <size_t N>
+HWY_INLINE hn::Vec128<int16_t, N / 2> MaddUbs(hn::Vec128<uint8_t, N> a, hn::Vec128<int8_t, N> b) {
+  return hn::Vec128<int16_t, N / 2>{_mm_maddubs_epi16(a.raw, b.raw)};
+}
+#if HWY_TARGET <= HWY_AVX2
+HWY_INLINE hn::Vec256<int16_t> MaddUbs(hn::Vec256<uint8_t> a, hn::Vec256<int8_t> b) {
+  return hn::Vec256<int16_t>{_mm256_maddubs_epi16(a.raw, b.raw)};
+}
+#endif
+#else
+// Portable version (also used for SSSE3, so the tests exercise it on x86).
+HWY_INLINE VI16 MaddUbs(V8 a, VI8 b) {
+  const hn::Repartition<uint16_t, D8> du16;
+  const DI16 di16;
+  const auto au = hn::BitCast(du16, a);
+  const VI16 a_even = hn::BitCast(di16, hn::And(au, hn::Set(du16, 0x00FF)));
+  const VI16 a_odd = hn::BitCast(di16, hn::ShiftRight<8>(au));
+  const VI16 bi = hn::BitCast(di16, b);
+  const VI16 b_even = hn::ShiftRight<8>(hn::ShiftLeft<8>(bi));
+  const VI16 b_odd = hn::ShiftRight<8>(bi);
+  return hn::SaturatedAdd(hn::Mul(a_even, b_even), hn::Mul(a_odd, b_odd));
+}
+#endif
+
+// acc + pairwise sums of a[i] * b[i] in int32 (pmaddwd); lane order does not matter to callers.
+HWY_INLINE VI32 MulPairsAcc(VI16 a, VI16 b, VI32 acc) {
+  const DI32 di32;
+  VI32 s1 = hn::Zero(di32);
+  const VI32 s0 = hn::ReorderWidenMulAccumulate(di32, a, b, acc, s1);
+  return hn::RearrangeToOddPlusEven(s0, s1);
+}
+HWY_INLINE VI32 SumPairsAcc(VI16 a, VI32 acc) { return MulPairsAcc(a, hn::Set(DI16(), 1), acc); }
+
+// f16 -> f32 of one scale: F16C on AVX2 and better (part of Highway's AVX2 target), else bit math.
+HWY_INLINE float H2F(uint16_t h) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return _cvtsh_ss(h);
+#else
+  return h2f(h);
+#endif
+}
+
+HWY_INLINE VF ScaleAcc(VI32 isum, float d, VF acc) {
+  return hn::MulAdd(hn::ConvertTo(DF(), isum), hn::Set(DF(), d), acc);
+}
+
+// The 32 unsigned nibbles of a q4 block (element j: low nibble of qs[j], j+16: high nibble), as 32/kN8
+// vectors in element order.
+HWY_INLINE void Nibbles32(const uint8_t* qs, V8* out) {
+  const D8 d8;
+  const V8 m4 = hn::Set(d8, 0x0F);
+  if constexpr (kN8 == 32) {
+    const V8 v = hn::LoadDup128(d8, qs);
+    out[0] = hn::ConcatUpperLower(d8, hn::ShiftRight<4>(v), hn::And(v, m4));
+  } else {
+    const V8 v = hn::LoadU(d8, qs);
+    out[0] = hn::And(v, m4);
+    out[1] = hn::ShiftRight<4>(v);
+  }
+}
+// 0x10 in byte j where bit j of qh is set.
+HWY_INLINE void HighBits32(const uint8_t* qh4, V8* out) {
+  const D8 d8;
+  uint32_t qh;
+  std::memcpy(&qh, qh4, 4);
+  const V8 q = hn::BitCast(d8, hn::Set(hn::Repartition<uint32_t, D8>(), qh));
+  const V8 c16 = hn::Set(d8, 0x10);
+  for (size_t k = 0; k < 32 / kN8; ++k) {
+    const V8 bytes = hn::TableLookupBytes(q, hn::Load(d8, kQhIdx + k * kN8));
+    out[k] = hn::IfThenElseZero(hn::TestBit(bytes, hn::Load(d8, kQhBit + k * kN8)), c16);
+  }
+}
+
+// --- 32-element blocks -------------------------------------------------------------------------
+
+// Sum over the 32-element block of (w - c) * y, as int32 lanes (c = 0 for unsigned weights).
+template <int kOffset>
+HWY_INLINE VI32 BlockSum(const V8* w, const int8_t* y) {
+  const DI8 di8;
+  VI32 isum = hn::Zero(DI32());
+  for (size_t k = 0; k < 32 / kN8; ++k) {
+    const VI8 yv = hn::LoadU(di8, y + k * kN8);
+    VI16 p = MaddUbs(w[k], yv);
+    if constexpr (kOffset != 0) p = hn::Sub(p, MaddUbs(hn::Set(D8(), kOffset), yv));
+    isum = SumPairsAcc(p, isum);
+  }
+  return isum;
+}
+
+// Runs the per-block integer sums of a 32-element-block type over nb blocks: two independent float
+// accumulators (even / odd blocks) so the loop is not bound by the FMA latency chain. kMin: the
+// weight block has an f16 min at byte 2 and the activation (q8_1) its s at byte 2 (the m * s term).
+template <int64_t kXB, int64_t kYB, bool kMin, class F>
+HWY_INLINE float Blocks32(const uint8_t* x, const uint8_t* y, int64_t nb, F isum_of) {
+  VF acc0 = hn::Zero(DF()), acc1 = hn::Zero(DF());
+  float ms0 = 0.f, ms1 = 0.f;
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2, x += 2 * kXB, y += 2 * kYB) {
+    acc0 = ScaleAcc(isum_of(x, y), H2F(ld16(x)) * H2F(ld16(y)), acc0);
+    acc1 = ScaleAcc(isum_of(x + kXB, y + kYB), H2F(ld16(x + kXB)) * H2F(ld16(y + kYB)), acc1);
+    if constexpr (kMin) {
+      ms0 += H2F(ld16(x + 2)) * H2F(ld16(y + 2));
+      ms1 += H2F(ld16(x + kXB + 2)) * H2F(ld16(y + kYB + 2));
+    }
+  }
+  if (i < nb) {
+    acc0 = ScaleAcc(isum_of(x, y), H2F(ld16(x)) * H2F(ld16(y)), acc0);
+    if constexpr (kMin) ms0 += H2F(ld16(x + 2)) * H2F(ld16(y + 2));
+  }
+  const float s = hn::GetLane(hn::SumOfLanes(DF(), hn::Add(acc0, acc1)));
+  return kMin ? s + (ms0 + ms1) : s;
+}
+
+float DotQ4_0(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  return Blocks32<18, 34, false>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
+    V8 w[32 / kN8];
+    Nibbles32(bx + 2, w);
+    return BlockSum<8>(w, reinterpret_cast<const int8_t*>(by + 2));
+  });
+}
+
+float DotQ4_1(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  return Blocks32<20, 36, true>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
+    V8 w[32 / kN8];
+    Nibbles32(bx + 4, w);
+    return BlockSum<0>(w, reinterpret_cast<const int8_t*>(by + 4));
+  });
+}
+
+float DotQ5_0(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  return Blocks32<22, 34, false>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
+    V8 w[32 / kN8], h[32 / kN8];
+    Nibbles32(bx + 6, w);
+    HighBits32(bx + 2, h);
+    for (size_t k = 0; k < 32 / kN8; ++k) w[k] = hn::Or(w[k], h[k]);
+    return BlockSum<16>(w, reinterpret_cast<const int8_t*>(by + 2));
+  });
+}
+
+float DotQ5_1(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  return Blocks32<24, 36, true>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
+    V8 w[32 / kN8], h[32 / kN8];
+    Nibbles32(bx + 8, w);
+    HighBits32(bx + 4, h);
+    for (size_t k = 0; k < 32 / kN8; ++k) w[k] = hn::Or(w[k], h[k]);
+    return BlockSum<0>(w, reinterpret_cast<const int8_t*>(by + 4));
+  });
+}
+
+float DotQ8_0(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  return Blocks32<34, 34, false>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
+    const hn::Rebind<int8_t, DI16> di8h;  // half vector of int8, widened to int16
+    constexpr size_t kN16 = hn::MaxLanes(DI16());
+    const auto* xs = reinterpret_cast<const int8_t*>(bx + 2);
+    const auto* ys = reinterpret_cast<const int8_t*>(by + 2);
+    VI32 isum = hn::Zero(DI32());
+    for (size_t k = 0; k < 32; k += kN16) {
+      const VI16 a = hn::PromoteTo(DI16(), hn::LoadU(di8h, xs + k));
+      const VI16 b = hn::PromoteTo(DI16(), hn::LoadU(di8h, ys + k));
+      isum = MulPairsAcc(a, b, isum);
+    }
+    return isum;
+  });
+}
+
+// --- k-quants (x q8_K: d f32 @0, qs[256] @4, bsums[16] i16 @260) -------------------------------
+
+// sum_j bsums[j] * mins[j / 2]
+HWY_INLINE int32_t MinSum(const uint8_t* y, const uint8_t* mins) {
+  int32_t s = 0;
+  for (int j = 0; j < 8; ++j) s += (ldi16(y + 260 + 4 * j) + ldi16(y + 262 + 4 * j)) * mins[j];
+  return s;
+}
+
+// q4_K / q5_K share everything but the fifth bit (kHigh: q5_K, qh @16, qs @48).
+template <bool kHigh>
+float DotQ45K(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  const D8 d8;
+  const DI8 di8;
+  const V8 m4 = hn::Set(d8, 0x0F);
+  const V8 c16 = hn::Set(d8, 0x10);
+  constexpr int64_t kBytes = kHigh ? 176 : 144;
+  VF acc = hn::Zero(DF());
+  float summin = 0.f;
+  for (int64_t i = 0; i < nb; ++i, x += kBytes, y += 292) {
+    alignas(16) uint8_t sm[16];  // scales 0..7, mins 8..15
+    unpack_k4_scales(x + 4, sm);
+    const float yd = ldf(y);
+    const uint8_t* qs = x + (kHigh ? 48 : 16);
+    const uint8_t* qh = x + 16;
+    const auto* yq = reinterpret_cast<const int8_t*>(y + 4);
+    VI32 isum = hn::Zero(DI32());
+    for (int g = 0; g < 4; ++g) {
+      const VI16 sc_lo = hn::Set(DI16(), sm[2 * g]), sc_hi = hn::Set(DI16(), sm[2 * g + 1]);
+      for (size_t o = 0; o < 32; o += kN8) {
+        const V8 v = hn::LoadU(d8, qs + 32 * g + o);
+        V8 lo = hn::And(v, m4);
+        V8 hi = hn::ShiftRight<4>(v);
+        if constexpr (kHigh) {
+          const V8 h = hn::LoadU(d8, qh + o);
+          lo = hn::Or(lo, hn::IfThenElseZero(hn::TestBit(h, hn::Set(d8, static_cast<uint8_t>(1u << (2 * g)))), c16));
+          hi = hn::Or(hi, hn::IfThenElseZero(hn::TestBit(h, hn::Set(d8, static_cast<uint8_t>(2u << (2 * g)))), c16));
+        }
+        isum = MulPairsAcc(MaddUbs(lo, hn::LoadU(di8, yq + 64 * g + o)), sc_lo, isum);
+        isum = MulPairsAcc(MaddUbs(hi, hn::LoadU(di8, yq + 64 * g + 32 + o)), sc_hi, isum);
+      }
+    }
+    acc = ScaleAcc(isum, H2F(ld16(x)) * yd, acc);
+    summin += H2F(ld16(x + 2)) * yd * static_cast<float>(MinSum(y, sm + 8));
+  }
+  return hn::GetLane(hn::SumOfLanes(DF(), acc)) - summin;
+}
+
+// Scale vector for 32 elements starting at 16-element group s: int16 lanes from elements
+// [16s, 16s+16) get scales[s], the rest (256-bit vectors) scales[s + 1].
+HWY_INLINE VI16 GroupScales(const int8_t* scales, size_t s) {
+  if constexpr (kN8 == 32) {
+    const hn::Half<DI16> dh;
+    return hn::Combine(DI16(), hn::Set(dh, scales[s + 1]), hn::Set(dh, scales[s]));
+  } else {
+    return hn::Set(DI16(), scales[s]);
+  }
+}
+
+// q6_K: ql[128] @0, qh[64] @128, scales[16] i8 @192, d f16 @208.
+float DotQ6K(const uint8_t* x, const uint8_t* y, int64_t nb) {
+  const D8 d8;
+  const DI8 di8;
+  const V8 m4 = hn::Set(d8, 0x0F), m3 = hn::Set(d8, 0x03), c32 = hn::Set(d8, 32);
+  VF acc = hn::Zero(DF());
+  for (int64_t i = 0; i < nb; ++i, x += 210, y += 292) {
+    const auto* scales = reinterpret_cast<const int8_t*>(x + 192);
+    VI32 isum = hn::Zero(DI32());
+    for (int n = 0; n < 2; ++n) {
+      const uint8_t* ql = x + 64 * n;
+      const uint8_t* qh = x + 128 + 32 * n;
+      const auto* yq = reinterpret_cast<const int8_t*>(y + 4 + 128 * n);
+      for (size_t o = 0; o < 32; o += kN8) {
+        const V8 qa = hn::LoadU(d8, ql + o), qb = hn::LoadU(d8, ql + 32 + o), h = hn::LoadU(d8, qh + o);
+        V8 w[4];
+        w[0] = hn::Or(hn::And(qa, m4), hn::ShiftLeft<4>(hn::And(h, m3)));
+        w[1] = hn::Or(hn::And(qb, m4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(h), m3)));
+        w[2] = hn::Or(hn::ShiftRight<4>(qa), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(h), m3)));
+        w[3] = hn::Or(hn::ShiftRight<4>(qb), hn::ShiftLeft<4>(hn::ShiftRight<6>(h)));
+        for (int k = 0; k < 4; ++k) {
+          const VI8 yv = hn::LoadU(di8, yq + 32 * k + o);
+          const VI16 p = hn::Sub(MaddUbs(w[k], yv), MaddUbs(c32, yv));  // (w - 32) * y pairs
+          isum = MulPairsAcc(p, GroupScales(scales, static_cast<size_t>(8 * n + 2 * k) + o / 16), isum);
+        }
+      }
+    }
+    acc = ScaleAcc(isum, H2F(ld16(x + 208)) * ldf(y), acc);
+  }
+  return hn::GetLane(hn::SumOfLanes(DF(), acc));
+}
+
+// --- float types: full-width vectors, four accumulators ------------------------------------------
+
+template <class LoadF, class ScalarF>
+HWY_INLINE float DotFloat(int64_t n, LoadF load, ScalarF scalar) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = hn::MulAdd(load(df, 0, i), load(df, 1, i), a0);
+    a1 = hn::MulAdd(load(df, 0, i + N), load(df, 1, i + N), a1);
+    a2 = hn::MulAdd(load(df, 0, i + 2 * N), load(df, 1, i + 2 * N), a2);
+    a3 = hn::MulAdd(load(df, 0, i + 3 * N), load(df, 1, i + 3 * N), a3);
+  }
+  for (; i + N <= n; i += N) a0 = hn::MulAdd(load(df, 0, i), load(df, 1, i), a0);
+  float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) s += scalar(0, i) * scalar(1, i);
+  return s;
+}
+
+float DotF32(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const float* p[2] = {reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x)};
+  return DotFloat(
+      n, [&](auto df, int s, int64_t i) { return hn::LoadU(df, p[s] + i); },
+      [&](int s, int64_t i) { return ldf(reinterpret_cast<const uint8_t*>(p[s] + i)); });
+}
+
+float DotF16(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const hwy::float16_t* p[2] = {reinterpret_cast<const hwy::float16_t*>(w),
+                                reinterpret_cast<const hwy::float16_t*>(x)};
+  const uint8_t* b[2] = {w, x};
+  return DotFloat(
+      n,
+      [&](auto df, int s, int64_t i) {
+        const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+        return hn::PromoteTo(df, hn::LoadU(dh, p[s] + i));
+      },
+      [&](int s, int64_t i) { return h2f(ld16(b[s] + 2 * i)); });
+}
+
+float DotBF16(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const uint16_t* p[2] = {reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(x)};
+  const uint8_t* b[2] = {w, x};
+  return DotFloat(
+      n,
+      [&](auto df, int s, int64_t i) {
+        const hn::Rebind<uint16_t, decltype(df)> du16;
+        const hn::Rebind<uint32_t, decltype(df)> du32;
+        return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, p[s] + i))));
+      },
+      [&](int s, int64_t i) { return bits_f(static_cast<uint32_t>(ld16(b[s] + 2 * i)) << 16); });
+}
+
+HWY_INLINE float DotAny(uint32_t kind, DType t, const uint8_t* w, const uint8_t* x, int64_t n) {
+  switch (kind) {
+    case kF32: return DotF32(w, x, n);
+    case kF16: return DotF16(w, x, n);
+    case kBF16: return DotBF16(w, x, n);
+    case kQ4_0: return DotQ4_0(w, x, n / 32);
+    case kQ4_1: return DotQ4_1(w, x, n / 32);
+    case kQ5_0: return DotQ5_0(w, x, n / 32);
+    case kQ5_1: return DotQ5_1(w, x, n / 32);
+    case kQ8_0: return DotQ8_0(w, x, n / 32);
+    case kQ4_K: return DotQ45K<false>(w, x, n / 256);
+    case kQ5_K: return DotQ45K<true>(w, x, n / 256);
+    case kQ6_K: return DotQ6K(w, x, n / 256);
+    default: return ref::vec_dot(t, w, x, n);
+  }
+}
+
+#endif  // HWY_TARGET == HWY_SCALAR
+
+float VecDot(uint32_t kind, DType t, const void* w, const void* x, int64_t n) {
+  return DotAny(kind, t, static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(x), n);
+}
+
+template <class F>
+HWY_INLINE void RowsLoop(F dot, const uint8_t* w0, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                         int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = w0 + r * w_stride;
+    for (int64_t t = 0; t < n_tok; ++t) y[t * y_stride + r] = dot(wr, xq + t * x_stride);
+  }
+}
+
+void VecDotRows(uint32_t kind, DType t, const void* w0v, int64_t w_stride, int64_t n_rows, const void* xqv,
+                int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
+  const auto* w0 = static_cast<const uint8_t*>(w0v);
+  const auto* xq = static_cast<const uint8_t*>(xqv);
+#if HWY_TARGET == HWY_SCALAR
+  RowsLoop([&](const uint8_t* w, const uint8_t* x) { return DotAny(kind, t, w, x, n); }, w0, w_stride, n_rows,
+           xq, x_stride, n_tok, y, y_stride);
+#else
+  // The switch is hoisted out of the loops; each case inlines its kernel.
+#define SPECULA_ROWS(K, CALL)                                                                            \
+  case K:                                                                                                \
+    RowsLoop([&](const uint8_t* w, const uint8_t* x) { return CALL; }, w0, w_stride, n_rows, xq, x_stride, \
+             n_tok, y, y_stride);                                                                        \
+    return;
+  switch (kind) {
+    SPECULA_ROWS(kQ4_0, DotQ4_0(w, x, n / 32))
+    SPECULA_ROWS(kQ4_1, DotQ4_1(w, x, n / 32))
+    SPECULA_ROWS(kQ5_0, DotQ5_0(w, x, n / 32))
+    SPECULA_ROWS(kQ5_1, DotQ5_1(w, x, n / 32))
+    SPECULA_ROWS(kQ8_0, DotQ8_0(w, x, n / 32))
+    SPECULA_ROWS(kQ4_K, DotQ45K<false>(w, x, n / 256))
+    SPECULA_ROWS(kQ5_K, DotQ45K<true>(w, x, n / 256))
+    SPECULA_ROWS(kQ6_K, DotQ6K(w, x, n / 256))
+    default:
+      RowsLoop([&](const uint8_t* w, const uint8_t* x) { return DotAny(kind, t, w, x, n); }, w0, w_stride,
+               n_rows, xq, x_stride, n_tok, y, y_stride);
+      return;
+  }
+#undef SPECULA_ROWS
+#endif
+}
+
+const char* TargetNameNow() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace specula::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace specula::cpu {
+
+HWY_EXPORT(VecDot);
+HWY_EXPORT(VecDotRows);
+HWY_EXPORT(TargetNameNow);
+
+namespace {
+// Validates like ref::vec_dot (which throws the same errors); true when the SIMD path applies.
+bool fast_ok(detail::Kind k, DType w, int64_t n) {
+  if (k == detail::kNone || n < 0) return false;
+  const int64_t be = dtype_traits(w).block_elems;
+  return n % be == 0;
+}
+}  // namespace
+
+float vec_dot(DType w, const void* wrow, const void* xq, int64_t n) {
+  const detail::Kind k = detail::kind_of(w);
+  if (!fast_ok(k, w, n)) return ref::vec_dot(w, wrow, xq, n);
+  return HWY_DYNAMIC_DISPATCH(VecDot)(k, w, wrow, xq, n);
+}
+
+void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, const void* xq,
+                  int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
+  const detail::Kind k = detail::kind_of(w);
+  if (!fast_ok(k, w, n)) {
+    for (int64_t r = 0; r < n_rows; ++r)
+      for (int64_t t = 0; t < n_tok; ++t)
+        y[t * y_stride + r] = ref::vec_dot(w, static_cast<const uint8_t*>(w0) + r * w_stride,
+                                           static_cast<const uint8_t*>(xq) + t * x_stride, n);
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(VecDotRows)(k, w, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n);
+}
+
+bool has_fast_vec_dot(DType w) { return detail::kind_of(w) != detail::kNone; }
+
+const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetNameNow)(); }
+
+std::vector<int64_t> simd_targets() {
+  std::vector<int64_t> out;
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) out.push_back(t);
+  return out;
+}
+
+const char* simd_target_name(int64_t target) { return hwy::TargetName(target); }
+
+void force_simd_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+}  // namespace specula::cpu
+#endif  // HWY_ONCE

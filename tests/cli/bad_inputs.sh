@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Bad input through the CLI: each case must exit non-zero with a one-line "error: ..." naming the
+# problem (reader-level cases are covered in depth by tests/core/gguf_test.cpp and the fuzzers).
+# Usage: bad_inputs.sh path/to/specula models_dir
+set -u
+SPECULA=$1
+MODEL=$2/SmolLM2-135M-Instruct.Q4_1.gguf
+[ -f "$MODEL" ] || { echo "SKIP: $MODEL not installed"; exit 0; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+expect_error() {  # name, expected substring (case-insensitive), command...
+  local name=$1 want=$2; shift 2
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  local lines; lines=$(printf '%s\n' "$err" | grep -c .)
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ] || ! printf '%s' "$err" | grep -qi -- "$want" || [ "$lines" -ne 1 ]; then
+    echo "FAIL [$name]: rc=$rc lines=$lines, expected one line containing '$want', got: $err"
+    fails=$((fails + 1))
+  else
+    echo "ok   [$name]: $err"
+  fi
+}
+head -c 300000 "$MODEL" > "$tmp/truncated.gguf"
+head -c 200 "$MODEL" > "$tmp/truncated_header.gguf"
+{ printf 'GGUX'; tail -c +5 "$MODEL"; } > "$tmp/magic.gguf"
+size=$(stat -c %s "$MODEL")
+head -c $((size - 4096)) "$MODEL" > "$tmp/short_data.gguf"
+: > "$tmp/empty.gguf"
+G=("$SPECULA" generate -n 4 --prompt hi -m)
+expect_error truncated-metadata "truncated" "${G[@]}" "$tmp/truncated_header.gguf"
+expect_error truncated-tensors "truncated" "${G[@]}" "$tmp/truncated.gguf"
+expect_error wrong-magic "magic" "${G[@]}" "$tmp/magic.gguf"
+expect_error tensor-data-out-of-bounds "out of bounds" "${G[@]}" "$tmp/short_data.gguf"
+expect_error empty-file "empty.gguf" "${G[@]}" "$tmp/empty.gguf"
+expect_error missing-file "not found" "${G[@]}" "$tmp/nope.gguf"
+expect_error prompt-longer-than-context "context" "$SPECULA" generate -m "$MODEL" --context 4 -n 2 --prompt "one two three four five six seven"
+expect_error temperature "temperature" "$SPECULA" generate -m "$MODEL" --temperature -1 --prompt hi
+expect_error top-p "top-p" "$SPECULA" generate -m "$MODEL" --temperature 1 --top-p 1.5 --prompt hi
+expect_error min-p "min-p" "$SPECULA" generate -m "$MODEL" --min-p 2 --prompt hi
+expect_error repetition-penalty "repetition penalty" "$SPECULA" generate -m "$MODEL" --repetition-penalty 0 --prompt hi
+expect_error weights-dtype "weights-dtype" "$SPECULA" generate -m "$MODEL" --weights-dtype int3 --prompt hi
+expect_error perplexity-data "cannot read" "$SPECULA" perplexity -m "$MODEL" --data "$tmp/missing.txt"
+expect_error perplexity-stride "stride" "$SPECULA" perplexity -m "$MODEL" --data "$MODEL" --ctx 16 --stride 32
+echo "$fails failed"
+[ $fails -eq 0 ]

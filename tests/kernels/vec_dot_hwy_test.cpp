@@ -1,0 +1,272 @@
+// Parity of the Highway dot products (kernels/cpu/vec_dot_hwy.h) with ref::vec_dot, on every SIMD
+// target this machine supports (each forced once, then dispatch is restored), and of ops::matmul
+// with ref::matmul. Data: reference-quantized rows, random bytes (every bit pattern of the packed
+// formats, finite scales) and extreme blocks (all-max weights against +-127 / -128 activations).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/vec_dot_hwy.h"
+#include "kernels/ops.h"
+#include "kernels/reference/ops_ref.h"
+#include "kernels/reference/quant.h"
+
+namespace specula {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// Restores normal dispatch when a test leaves (also on a failed ASSERT).
+struct TargetGuard {
+  ~TargetGuard() { cpu::force_simd_target(0); }
+};
+
+std::vector<int64_t> all_targets() {
+  cpu::force_simd_target(0);
+  return cpu::simd_targets();
+}
+
+void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+void putf(uint8_t* p, float v) { std::memcpy(p, &v, 4); }
+uint16_t get16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+float getf(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+enum class Mode { Quantized, RandomBytes, Extreme };
+
+// Positions (bytes) of the f16 scale fields in each block, and block sizes.
+struct Layout {
+  int64_t block_elems, block_bytes;
+  std::vector<int> f16_fields;
+};
+Layout layout(DType t) {
+  switch (t) {
+    case DType::Q4_0: return {32, 18, {0}};
+    case DType::Q4_1: return {32, 20, {0, 2}};
+    case DType::Q5_0: return {32, 22, {0}};
+    case DType::Q5_1: return {32, 24, {0, 2}};
+    case DType::Q8_0: return {32, 34, {0}};
+    case DType::Q8_1: return {32, 36, {0, 2}};
+    case DType::Q4_K: return {256, 144, {0, 2}};
+    case DType::Q5_K: return {256, 176, {0, 2}};
+    case DType::Q6_K: return {256, 210, {208}};
+    case DType::Q8_K: return {256, 292, {}};
+    default: return {1, static_cast<int64_t>(dtype_traits(t).block_bytes), {}};
+  }
+}
+
+bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// A finite scale: mostly moderate, sometimes tiny (f16 subnormal) or large.
+float random_scale(std::mt19937& g) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const int pick = static_cast<int>(g() % 16);
+  if (pick == 0) return 3e-7f * u(g);    // f16 subnormal range
+  if (pick == 1) return 3000.f * u(g);   // large
+  return 0.05f * u(g);
+}
+
+// One row of n elements stored as t.
+Bytes make_row(DType t, int64_t n, Mode mode, std::mt19937& g) {
+  Bytes b(static_cast<size_t>(row_bytes(t, n)));
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> f(static_cast<size_t>(n));
+  for (auto& v : f) v = nd(g);
+  if (mode == Mode::Quantized || is_float(t)) {
+    if (mode == Mode::Extreme)
+      for (size_t i = 0; i < f.size(); ++i) f[i] = (i % 3 == 0 ? -1.f : 1.f) * (i % 5 == 0 ? 6.e4f : 1.f);
+    if (ref::can_quantize(t)) {
+      ref::quantize_row(t, f.data(), b.data(), n);
+      return b;
+    }
+  }
+  const Layout L = layout(t);
+  const int64_t nb = n / L.block_elems;
+  for (auto& v : b) v = static_cast<uint8_t>(mode == Mode::Extreme ? (g() % 2 ? 0xFF : 0x80) : g());
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* blk = b.data() + i * L.block_bytes;
+    for (int off : L.f16_fields) put16(blk + off, ref::fp32_to_fp16(mode == Mode::Extreme ? 1.f : random_scale(g)));
+    if (t == DType::Q8_K) {  // d f32, consistent bsums
+      putf(blk, mode == Mode::Extreme ? 0.5f : random_scale(g));
+      for (int j = 0; j < 16; ++j) {
+        int s = 0;
+        for (int k = 0; k < 16; ++k) s += static_cast<int8_t>(blk[4 + 16 * j + k]);
+        const auto s16 = static_cast<int16_t>(s);
+        std::memcpy(blk + 260 + 2 * j, &s16, 2);
+      }
+    }
+  }
+  return b;
+}
+
+// Activation values as floats (for the magnitude bound).
+std::vector<float> act_values(DType t, const Bytes& b, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  if (t == DType::Q8_1) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* blk = b.data() + (i / 32) * 36;
+      out[static_cast<size_t>(i)] = ref::fp16_to_fp32(get16(blk)) * static_cast<int8_t>(blk[4 + i % 32]);
+    }
+  } else if (t == DType::Q8_K) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* blk = b.data() + (i / 256) * 292;
+      out[static_cast<size_t>(i)] = getf(blk) * static_cast<int8_t>(blk[4 + i % 256]);
+    }
+  } else {
+    ref::dequantize_row(t, b.data(), out.data(), n);
+  }
+  return out;
+}
+
+// Bound on the magnitude of the terms summed: sum |w_i x_i| (+ |m * s| per block for q4_1/q5_1).
+double magnitude(DType w, const Bytes& wb, const Bytes& xb, int64_t n) {
+  std::vector<float> wf(static_cast<size_t>(n));
+  ref::dequantize_row(w, wb.data(), wf.data(), n);
+  const auto xf = act_values(ref::vec_dot_type(w), xb, n);
+  double s = 0;
+  for (size_t i = 0; i < wf.size(); ++i) s += std::fabs(static_cast<double>(wf[i]) * xf[i]);
+  if (w == DType::Q4_1 || w == DType::Q5_1) {
+    const int64_t wbytes = w == DType::Q4_1 ? 20 : 24;
+    for (int64_t i = 0; i < n / 32; ++i)
+      s += std::fabs(static_cast<double>(ref::fp16_to_fp32(get16(wb.data() + i * wbytes + 2))) *
+                     ref::fp16_to_fp32(get16(xb.data() + i * 36 + 2)));
+  }
+  return s;
+}
+
+const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                        DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<int64_t> lengths(DType t) {
+  if (is_float(t)) return {1, 7, 32, 100, 257, 4096};
+  if (layout(t).block_elems == 256) return {256, 512, 4096};
+  return {32, 64, 96, 256, 4096};
+}
+
+// Checks cpu::vec_dot and cpu::vec_dot_rows against ref::vec_dot for every type on the current target.
+void check_all_types(const std::string& target) {
+  std::mt19937 g(1234);
+  for (DType w : kTypes) {
+    ASSERT_TRUE(cpu::has_fast_vec_dot(w)) << dtype_traits(w).name;
+    const DType xt = ref::vec_dot_type(w);
+    for (int64_t n : lengths(w)) {
+      for (Mode mw : {Mode::Quantized, Mode::RandomBytes, Mode::Extreme}) {
+        for (Mode mx : {Mode::Quantized, Mode::RandomBytes, Mode::Extreme}) {
+          const Bytes wb = make_row(w, n, mw, g), xb = make_row(xt, n, mx, g);
+          const float want = ref::vec_dot(w, wb.data(), xb.data(), n);
+          const float got = cpu::vec_dot(w, wb.data(), xb.data(), n);
+          const double tol = 1e-5 * magnitude(w, wb, xb, n) + 1e-30;
+          ASSERT_TRUE(std::isfinite(want));
+          ASSERT_NEAR(got, want, tol) << target << " " << dtype_traits(w).name << " n=" << n
+                                      << " modes=" << static_cast<int>(mw) << "," << static_cast<int>(mx);
+        }
+      }
+    }
+    // Tile entry point: 3 rows x 2 tokens with padded strides.
+    const int64_t n = lengths(w).back();
+    const int64_t wbytes = row_bytes(w, n) + 5, xbytes = row_bytes(xt, n) + 3;
+    Bytes W(static_cast<size_t>(3 * wbytes)), X(static_cast<size_t>(2 * xbytes));
+    std::vector<Bytes> wr, xr;
+    for (int r = 0; r < 3; ++r) {
+      wr.push_back(make_row(w, n, Mode::RandomBytes, g));
+      std::memcpy(W.data() + r * wbytes, wr.back().data(), wr.back().size());
+    }
+    for (int t = 0; t < 2; ++t) {
+      xr.push_back(make_row(xt, n, Mode::Quantized, g));
+      std::memcpy(X.data() + t * xbytes, xr.back().data(), xr.back().size());
+    }
+    float y[2 * 4];
+    cpu::vec_dot_rows(w, W.data(), wbytes, 3, X.data(), xbytes, 2, y, 4, n);
+    for (int t = 0; t < 2; ++t)
+      for (int r = 0; r < 3; ++r) {
+        const auto* wp = W.data() + r * wbytes;
+        const auto* xp = X.data() + t * xbytes;
+        EXPECT_EQ(y[4 * t + r], cpu::vec_dot(w, wp, xp, n)) << target << " rows " << dtype_traits(w).name;
+        EXPECT_NEAR(y[4 * t + r], ref::vec_dot(w, wp, xp, n), 1e-5 * magnitude(w, wr[r], xr[t], n))
+            << target << " rows " << dtype_traits(w).name << " r=" << r << " t=" << t;
+      }
+  }
+}
+
+TEST(VecDotHwy, ListsTargets) {
+  const auto targets = all_targets();
+  ASSERT_FALSE(targets.empty());
+  std::string names;
+  for (int64_t t : targets) names += std::string(cpu::simd_target_name(t)) + " ";
+  // The best supported target is what dispatch picks.
+  EXPECT_STREQ(cpu::simd_target_name(), cpu::simd_target_name(targets.front())) << names;
+  RecordProperty("targets", names);
+}
+
+TEST(VecDotHwy, ParityWithReferenceOnEveryTarget) {
+  TargetGuard guard;
+  for (int64_t target : all_targets()) {
+    cpu::force_simd_target(target);
+    const std::string name = cpu::simd_target_name(target);
+    ASSERT_EQ(name, cpu::simd_target_name()) << "forcing the target did not take effect";
+    SCOPED_TRACE(name);
+    check_all_types(name);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(VecDotHwy, SameErrorsAsReference) {
+  Bytes w(64), x(64);
+  EXPECT_THROW(cpu::vec_dot(DType::Q4_0, w.data(), x.data(), 33), Error);
+  EXPECT_THROW(cpu::vec_dot(DType::Q4_K, w.data(), x.data(), 32), Error);
+  EXPECT_THROW(cpu::vec_dot(DType::Q8_K, w.data(), x.data(), 256), Error);
+  EXPECT_FALSE(cpu::has_fast_vec_dot(DType::Q2_K));
+  EXPECT_FALSE(cpu::has_fast_vec_dot(DType::Q8_K));
+}
+
+// ops::matmul (threaded, SIMD) against ref::matmul, on every target.
+TEST(VecDotHwy, MatmulMatchesReferenceOnEveryTarget) {
+  TargetGuard guard;
+  std::mt19937 g(99);
+  const int64_t rows = 37, cols = 512;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t target : all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (DType t : kTypes) {
+      Bytes bytes;
+      const int64_t rb = row_bytes(t, cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        const Bytes row = make_row(t, cols, Mode::Quantized, g);
+        bytes.insert(bytes.end(), row.begin(), row.end());
+      }
+      const WeightView W{t, rows, cols, bytes.data(), rb};
+      for (int threads : {1, 2}) {
+        ops::set_num_threads(threads);
+        for (int64_t T : {1, 3, 8}) {
+          std::vector<float> X(static_cast<size_t>(T * cols));
+          for (auto& v : X) v = nd(g);
+          std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
+          ref::matmul(W, X.data(), T, want.data());
+          ops::matmul(W, X.data(), T, got.data());
+          float amax = 0.f;
+          for (float v : want) amax = std::max(amax, std::fabs(v));
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-5 * amax)
+                << dtype_traits(t).name << " T=" << T << " threads=" << threads << " i=" << i;
+        }
+      }
+    }
+  }
+  ops::set_num_threads(0);
+}
+
+}  // namespace
+}  // namespace specula
