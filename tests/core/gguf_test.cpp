@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/gguf.h"
 #include "kernels/reference/quant.h"
 
@@ -31,18 +32,7 @@ std::string model_path(const char* file) { return repo_root() + "/models/" + fil
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model file " << (path) << " not found " \
                                                    "(run scripts/setup.sh)"
 
-// Expects `fn` to throw specula::Error whose message contains every one of `words`.
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no specula::Error thrown";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
+using test::expect_error;
 
 // ---------------------------------------------------------------------------------------------
 // Writer for small synthetic GGUF images.

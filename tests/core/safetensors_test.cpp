@@ -8,23 +8,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/safetensors.h"
 #include "kernels/reference/quant.h"
 
 namespace specula {
 namespace {
 
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no specula::Error thrown";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
+using test::expect_error;
 
 // An image: 8-byte header length, the JSON header, then `data_bytes` bytes of data.
 std::vector<uint8_t> image(const std::string& header, size_t data_bytes) {
