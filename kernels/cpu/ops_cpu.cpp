@@ -2,6 +2,7 @@
 // loops are the reference kernels (the SIMD kernels plug in below these calls).
 #include <vector>
 
+#include "kernels/cpu/attention_hwy.h"
 #include "kernels/cpu/threadpool.h"
 #include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
@@ -47,7 +48,7 @@ void attention(const AttentionArgs& a) {
   cpu::pool().parallel_for(a.n_tokens * a.n_head, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t t = i / a.n_head, h = i % a.n_head;
-      ref::attention_rows(a, t, t + 1, h, h + 1);
+      cpu::attention_rows(a, t, t + 1, h, h + 1);
     }
   });
 }

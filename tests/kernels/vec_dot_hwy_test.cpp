@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/vec_dot_hwy.h"
+#include "tests/kernels/simd_targets.h"
 #include "kernels/ops.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
@@ -21,15 +22,8 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-// Restores normal dispatch when a test leaves (also on a failed ASSERT).
-struct TargetGuard {
-  ~TargetGuard() { cpu::force_simd_target(0); }
-};
-
-std::vector<int64_t> all_targets() {
-  cpu::force_simd_target(0);
-  return cpu::simd_targets();
-}
+using simd_test::all_targets;
+using simd_test::TargetGuard;
 
 void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 void putf(uint8_t* p, float v) { std::memcpy(p, &v, 4); }

@@ -1,0 +1,136 @@
+// SIMD attention (kernels/cpu/attention_hwy) against the reference, on every Highway target, plus
+// the batch-invariance property speculative decoding relies on.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/attention_hwy.h"
+#include "kernels/ops.h"
+#include "kernels/reference/ops_ref.h"
+#include "kernels/reference/quant.h"
+#include "tests/kernels/simd_targets.h"
+
+namespace specula {
+namespace {
+
+constexpr float NEG = -std::numeric_limits<float>::infinity();
+
+struct Case {
+  int64_t T, nh, nkv, hd, n_kv;
+  KvDType kv;
+  float softcap;
+};
+
+struct Data {
+  std::vector<float> q, k32, v32, mask;
+  std::vector<uint16_t> k16, v16;
+};
+
+Data make(const Case& c, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  Data d;
+  d.q.resize(static_cast<size_t>(c.T * c.nh * c.hd));
+  d.k32.resize(static_cast<size_t>(c.n_kv * c.nkv * c.hd));
+  d.v32.resize(d.k32.size());
+  for (auto& x : d.q) x = 2.f * nd(g);
+  for (auto& x : d.k32) x = nd(g);
+  for (auto& x : d.v32) x = nd(g);
+  for (float x : d.k32) d.k16.push_back(ref::fp32_to_fp16(x));
+  for (float x : d.v32) d.v16.push_back(ref::fp32_to_fp16(x));
+  // Causal over the last T slots, plus a few holes (tree-style masks) and one fully masked row.
+  d.mask.assign(static_cast<size_t>(c.T * c.n_kv), 0.f);
+  const int64_t past = c.n_kv - c.T;
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t j = 0; j < c.n_kv; ++j) {
+      bool ok = j < past ? (j % 7 != 3) : (j - past <= t);
+      if (t == 1 && c.T > 2) ok = false;
+      if (!ok) d.mask[static_cast<size_t>(t * c.n_kv + j)] = NEG;
+    }
+  return d;
+}
+
+AttentionArgs args(const Case& c, const Data& d, std::vector<float>& out) {
+  AttentionArgs a;
+  a.n_tokens = c.T;
+  a.n_head = c.nh;
+  a.n_head_kv = c.nkv;
+  a.head_dim_k = c.hd;
+  a.head_dim_v = c.hd;
+  a.n_kv = c.n_kv;
+  a.q = d.q.data();
+  a.kv_dtype = c.kv;
+  a.k = c.kv == KvDType::F16 ? static_cast<const void*>(d.k16.data()) : d.k32.data();
+  a.v = c.kv == KvDType::F16 ? static_cast<const void*>(d.v16.data()) : d.v32.data();
+  a.mask = d.mask.data();
+  a.scale = 1.f / std::sqrt(static_cast<float>(c.hd));
+  a.softcap = c.softcap;
+  out.assign(static_cast<size_t>(c.T * c.nh * c.hd), -1.f);
+  a.out = out.data();
+  return a;
+}
+
+const Case kCases[] = {
+    {5, 9, 3, 64, 40, KvDType::F16, 0.f},   {3, 4, 1, 256, 19, KvDType::F16, 0.f},
+    {4, 4, 2, 64, 33, KvDType::F32, 0.f},   {3, 2, 2, 64, 10, KvDType::F16, 50.f},
+    {2, 2, 1, 24, 9, KvDType::F16, 0.f},  // head size no vector width divides: reference path
+};
+
+TEST(AttentionHwy, MatchesReferenceOnEveryTarget) {
+  simd_test::TargetGuard guard;
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (const Case& c : kCases) {
+      SCOPED_TRACE(testing::Message() << "hd=" << c.hd << " n_kv=" << c.n_kv << " f16=" << (c.kv == KvDType::F16));
+      const Data d = make(c, 7);
+      std::vector<float> want, got;
+      ref::attention(args(c, d, want));
+      const AttentionArgs a = args(c, d, got);
+      cpu::attention_rows(a, 0, c.T, 0, c.nh);
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-5 + 2e-5 * std::fabs(want[i])) << i;
+      // The fully masked row (t = 1) is zeros.
+      if (c.T > 2) {
+        for (int64_t i = 0; i < c.nh * c.hd; ++i) ASSERT_EQ(got[static_cast<size_t>(c.nh * c.hd + i)], 0.f);
+      }
+    }
+  }
+}
+
+// A token's output is bit-identical whether it is computed alone (over only the slots it sees) or
+// in a batch with later tokens whose slots it must not see.
+TEST(AttentionHwy, BatchInvariant) {
+  simd_test::TargetGuard guard;
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    const Case c{9, 9, 3, 64, 50, KvDType::F16, 0.f};
+    Data d = make(c, 11);
+    for (auto& m : d.mask) m = 0.f;
+    const int64_t past = c.n_kv - c.T;
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t j = past + t + 1; j < c.n_kv; ++j) d.mask[static_cast<size_t>(t * c.n_kv + j)] = NEG;
+    std::vector<float> batch;
+    AttentionArgs a = args(c, d, batch);
+    cpu::attention_rows(a, 0, c.T, 0, c.nh);
+    for (int64_t t = 0; t < c.T; ++t) {
+      // Token t alone: n_kv = past + t + 1, causal mask all zeros.
+      const int64_t n = past + t + 1;
+      std::vector<float> m1(static_cast<size_t>(n), 0.f), o1(static_cast<size_t>(c.nh * c.hd));
+      AttentionArgs b = a;
+      b.n_tokens = 1;
+      b.n_kv = n;
+      b.q = d.q.data() + t * c.nh * c.hd;
+      b.mask = m1.data();
+      b.out = o1.data();
+      cpu::attention_rows(b, 0, 1, 0, c.nh);
+      for (int64_t i = 0; i < c.nh * c.hd; ++i) ASSERT_EQ(o1[static_cast<size_t>(i)], batch[static_cast<size_t>(t * c.nh * c.hd + i)]) << "t=" << t;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace specula
