@@ -1,6 +1,8 @@
 // specula bench: prefill and decode throughput of one model (plain decoding, batch 1).
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +19,7 @@ struct BenchArgs {
   ModelOptions mo;
   int64_t prompt_tokens = 64, gen_tokens = 128;
   int reps = 1;
+  int verify_max_k = 0;  // >0: also time one forward over k = 1..verify_max_k new positions
   bool json = false;
 };
 
@@ -53,16 +56,47 @@ int run_bench(const BenchArgs& a) {
     best_prefill = std::max(best_prefill, static_cast<double>(a.prompt_tokens) / (t1 - t0));
     best_decode = std::max(best_decode, static_cast<double>(a.gen_tokens) / (t2 - t1));
   }
+  // Verification cost curve: a forward over k new positions (logits for all k, as the verifier
+  // needs) after the prompt, rolled back each time; median of `reps * 5` runs, relative to k = 1.
+  nlohmann::json verify = nlohmann::json::array();
+  if (a.verify_max_k > 0) {
+    KvCache cache = model->make_cache(a.prompt_tokens + a.verify_max_k + 1, a.mo.kv());
+    Logits logits;
+    prefill(*model, prompt, cache, a.prompt_tokens, logits);
+    const int64_t base = cache.size();
+    const int n_runs = std::max(5, a.reps * 5);
+    std::vector<double> med(static_cast<size_t>(a.verify_max_k + 1), 0.0);
+    std::vector<Token> toks;
+    std::vector<Pos> pos;
+    for (int k = 1; k <= a.verify_max_k; ++k) {
+      toks.assign(static_cast<size_t>(k), prompt.back());
+      pos.resize(static_cast<size_t>(k));
+      for (int i = 0; i < k; ++i) pos[static_cast<size_t>(i)] = static_cast<Pos>(base + i);
+      std::vector<double> ts;
+      for (int r = 0; r < n_runs; ++r) {
+        cache.truncate(base);
+        const double t0 = now_s();
+        model->forward(toks, pos, cache, nullptr, logits, {});
+        ts.push_back(now_s() - t0);
+      }
+      std::sort(ts.begin(), ts.end());
+      med[static_cast<size_t>(k)] = ts[ts.size() / 2];
+      verify.push_back({{"k", k}, {"ms", 1e3 * med[static_cast<size_t>(k)]}, {"vs_k1", med[static_cast<size_t>(k)] / med[1]}});
+    }
+  }
   if (a.json) {
     nlohmann::json j = {{"model", model->path()},           {"threads", ops::num_threads()},
                         {"prompt_tokens", a.prompt_tokens}, {"gen_tokens", a.gen_tokens},
                         {"prefill_tok_s", best_prefill},    {"decode_tok_s", best_decode},
                         {"reps", a.reps},                   {"weights_dtype", a.mo.weights_dtype}};
+    if (a.verify_max_k > 0) j["verify"] = verify;
     std::puts(j.dump(2).c_str());
   } else {
     std::printf("%s  threads=%d  prefill %lld tok: %.1f tok/s  decode %lld tok: %.1f tok/s (best of %d)\n",
                 model->path().c_str(), ops::num_threads(), static_cast<long long>(a.prompt_tokens), best_prefill,
                 static_cast<long long>(a.gen_tokens), best_decode, a.reps);
+    for (const auto& v : verify)
+      std::printf("verify k=%2d: %7.2f ms  (%.2fx k=1)\n", v["k"].get<int>(), v["ms"].get<double>(), v["vs_k1"].get<double>());
   }
   return 0;
 }
@@ -75,6 +109,10 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--prompt-tokens", a->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub->add_option("--gen-tokens", a->gen_tokens, "Decode steps")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
+  sub->add_option("--verify-k", a->verify_max_k,
+                  "Also time one forward pass over k = 1..N new positions after the prompt (the speculative "
+                  "verification cost curve), median of 5*reps runs")
+      ->check(CLI::Range(0, 64));
   sub->add_flag("--json", a->json, "Print JSON: prefill_tok_s, decode_tok_s, threads, model");
   return {sub, [a] { return run_bench(*a); }};
 }

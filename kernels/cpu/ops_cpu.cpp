@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention_hwy.h"
+#include "kernels/cpu/quant_hwy.h"
 #include "kernels/cpu/threadpool.h"
 #include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
@@ -21,9 +22,13 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
   thread_local std::vector<uint8_t> xq;
   if (xq.size() < static_cast<size_t>(xbytes * T)) xq.resize(static_cast<size_t>(xbytes * T));
   uint8_t* xqp = xq.data();
-  cpu::pool().parallel_for(T, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) ref::quantize_row(xt, X + t * W.cols, xqp + t * xbytes, W.cols);
-  });
+  if (T * W.cols <= 8192) {  // a few microseconds: not worth waking the pool
+    for (int64_t t = 0; t < T; ++t) cpu::quantize_row(xt, X + t * W.cols, xqp + t * xbytes, W.cols);
+  } else {
+    cpu::pool().parallel_for(T, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) cpu::quantize_row(xt, X + t * W.cols, xqp + t * xbytes, W.cols);
+    });
+  }
   // Rows are split over threads; each weight row is read once for all T tokens (SIMD kernels of
   // kernels/cpu/vec_dot_hwy.h, one dispatch per thread's chunk).
   cpu::pool().parallel_for(W.rows, [&](int64_t b, int64_t e, int) {

@@ -19,8 +19,8 @@ inline void cpu_relax() {
 #endif
 }
 // Spin budget before a worker blocks, and before the caller starts yielding its core.
-constexpr auto kWorkerSpin = std::chrono::microseconds(200);
-constexpr int kCallerSpins = 1 << 14;
+constexpr auto kWorkerSpin = std::chrono::microseconds(100);
+constexpr int kCallerSpins = 1 << 12;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -34,10 +34,24 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-static void run_chunk(const std::function<void(int64_t, int64_t, int)>& fn, int64_t n, int n_threads, int idx) {
-  const int64_t chunk = (n + n_threads - 1) / n_threads;
-  const int64_t b = std::min<int64_t>(n, chunk * idx), e = std::min<int64_t>(n, b + chunk);
-  if (b < e) fn(b, e, idx);
+// Claims and runs chunks of region `gen` until none are left (or the region is no longer current).
+void ThreadPool::run_chunks(uint32_t gen, int idx) {
+  for (;;) {
+    // next_ packs (generation, chunk count, next chunk), so a claim is checked against the
+    // region it belongs to without reading fields the caller may be rewriting for the next one.
+    uint64_t v = next_.load(std::memory_order_acquire);
+    int64_t c;
+    do {
+      if (static_cast<uint32_t>(v >> 32) != gen) return;
+      c = static_cast<int64_t>(v & 0xffffu);
+      if (c >= static_cast<int64_t>((v >> 16) & 0xffffu)) return;
+    } while (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel));
+    // The claim succeeded, so region `gen` cannot finish before this chunk: job_ is still its job.
+    const int64_t b = c * chunk_, e = std::min(job_n_, b + chunk_);
+    (*job_)(b, e, idx);
+    if (done_.fetch_add(1) + 1 == n_chunks_ && caller_waiting_.load())
+      done_.notify_one();
+  }
 }
 
 void ThreadPool::worker(int index) {
@@ -61,8 +75,7 @@ void ThreadPool::worker(int index) {
     }
     seen = g;
     if (stop_.load()) return;
-    run_chunk(*job_, job_n_, n_threads_, index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_chunks(static_cast<uint32_t>(g), index);
   }
 }
 
@@ -74,14 +87,24 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   job_ = &fn;
   job_n_ = n;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1);  // seq_cst (release of job_/job_n_)
+  n_chunks_ = std::min<int64_t>({n, 4 * n_threads_, 0xffff});
+  chunk_ = (n + n_chunks_ - 1) / n_chunks_;
+  n_chunks_ = (n + chunk_ - 1) / chunk_;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t g = generation_.load(std::memory_order_relaxed) + 1;
+  next_.store((static_cast<uint64_t>(static_cast<uint32_t>(g)) << 32) | (static_cast<uint64_t>(n_chunks_) << 16),
+              std::memory_order_release);
+  generation_.store(g);  // seq_cst: publishes the job
   if (sleepers_.load() > 0) generation_.notify_all();
-  run_chunk(fn, n, n_threads_, 0);
-  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
-    if (i < kCallerSpins) cpu_relax();
-    else std::this_thread::yield();
+  run_chunks(static_cast<uint32_t>(g), 0);
+  // Wait for chunks other threads claimed: spin briefly, then block.
+  for (int i = 0; i < kCallerSpins; ++i) {
+    if (done_.load(std::memory_order_acquire) == n_chunks_) return;
+    cpu_relax();
   }
+  caller_waiting_.store(true);
+  for (int64_t d = done_.load(); d != n_chunks_; d = done_.load()) done_.wait(d);
+  caller_waiting_.store(false);
 }
 
 namespace {

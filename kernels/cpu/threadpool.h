@@ -4,9 +4,13 @@
 //
 // Waking: a decode step issues a few hundred short parallel regions, so a futex round trip per
 // region (~10 us) would cost more than the work. Workers therefore spin on an atomic generation
-// counter for a while after each region (a few tens of microseconds) and only then block (C++20
-// atomic wait); the caller likewise spins for the workers' completion, then yields. An idle pool
-// costs nothing once its workers have gone to sleep.
+// counter for a while after each region (tens of microseconds) and only then block (C++20 atomic
+// wait). An idle pool costs nothing once its workers have gone to sleep.
+//
+// Scheduling: [0, n) is cut into a few chunks per thread that threads claim from a shared counter,
+// so when the machine is oversubscribed (a worker not running) the caller simply does the
+// remaining chunks itself instead of waiting for a descheduled thread. The caller waits only for
+// chunks already claimed (spinning briefly, then blocking).
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -33,9 +37,13 @@ class ThreadPool {
   std::vector<std::thread> threads_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
+  int64_t n_chunks_ = 0, chunk_ = 0;
+  void run_chunks(uint32_t gen, int idx);
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> next_{0};  // generation << 32 | chunk count << 16 | next chunk to claim
+  std::atomic<int64_t> done_{0};   // chunks finished in the current region
   std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};
 };
 

@@ -17,7 +17,9 @@
 
 #ifndef SPECULA_VEC_DOT_HWY_SHARED
 #define SPECULA_VEC_DOT_HWY_SHARED
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/reference/quant.h"
@@ -208,6 +210,24 @@ HWY_INLINE void HighBits32(const uint8_t* qh4, V8* out) {
   }
 }
 
+// --- Token tiles ---------------------------------------------------------------------------------
+//
+// A row kernel computes one weight row against a group of TT <= 4 tokens: each weight block is
+// loaded and unpacked once and used for every token of the group (the multi-token verification pass
+// reads each weight block once for all of them). The arithmetic for one (row, token) pair is the same
+// sequence of operations whatever TT is, so a token's result does not depend on how many tokens share
+// the call (batch invariance: speculative verification reproduces plain decoding bit for bit).
+
+constexpr int kMaxTT = 4;
+
+// Activations of one token group: quantized rows and their per-block scales as floats
+// (d: f16 block scale; s: q8_1's d * sum(q)).
+struct XGroup {
+  const uint8_t* q[kMaxTT];
+  const float* d4 = nullptr;  // [block][4]: token t's block scale at [4 * block + t]
+  const float* s4 = nullptr;  // [block][4]: q8_1 sums, same layout
+};
+
 // --- 32-element blocks -------------------------------------------------------------------------
 
 // Sum over the 32-element block of (w - c) * y, as int32 lanes (c = 0 for unsigned weights).
@@ -224,80 +244,138 @@ HWY_INLINE VI32 BlockSum(const V8* w, const int8_t* y) {
   return isum;
 }
 
-// Runs the per-block integer sums of a 32-element-block type over nb blocks: two independent float
-// accumulators (even / odd blocks) so the loop is not bound by the FMA latency chain. kMin: the
-// weight block has an f16 min at byte 2 and the activation (q8_1) its s at byte 2 (the m * s term).
-template <int64_t kXB, int64_t kYB, bool kMin, class F>
-HWY_INLINE float Blocks32(const uint8_t* x, const uint8_t* y, int64_t nb, F isum_of) {
-  VF acc0 = hn::Zero(DF()), acc1 = hn::Zero(DF());
-  float ms0 = 0.f, ms1 = 0.f;
+// q8_0 x q8_0: signed x signed. x86: |w| (u8) times y with w's sign (exact: |y| <= 127 since our
+// activations never hold -128, and |w| <= 128). Elsewhere: widen both to int16.
+struct W8 {
+  V8 a[32 / kN8];   // |w| (x86) or unused
+  VI8 s[32 / kN8];  // w
+};
+HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
+  const DI8 di8;
+  VI32 isum = hn::Zero(DI32());
+#if HWY_ARCH_X86 && (HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || \
+                     HWY_TARGET == HWY_AVX3_DL)
+  for (size_t k = 0; k < 32 / kN8; ++k) {
+    const VI8 yv = hn::LoadU(di8, y + k * kN8);
+#if HWY_TARGET <= HWY_AVX2
+    const VI8 ys{_mm256_sign_epi8(yv.raw, w.s[k].raw)};
+#else
+    const VI8 ys{_mm_sign_epi8(yv.raw, w.s[k].raw)};
+#endif
+    isum = SumPairsAcc(MaddUbs(w.a[k], ys), isum);
+  }
+#else
+  const hn::Rebind<int8_t, DI16> di8h;
+  constexpr size_t kN16 = hn::MaxLanes(DI16());
+  const auto* xs = reinterpret_cast<const int8_t*>(&w.s[0]);
+  for (size_t k = 0; k < 32; k += kN16) {
+    const VI16 a = hn::PromoteTo(DI16(), hn::LoadU(di8h, xs + k));
+    const VI16 b = hn::PromoteTo(DI16(), hn::LoadU(di8h, y + k));
+    isum = MulPairsAcc(a, b, isum);
+  }
+#endif
+  return isum;
+}
+
+// One weight row of 32-element blocks (kXB bytes each, scale f16 at byte 0, min f16 at byte 2 when
+// kMin) against TT tokens whose blocks are kYB bytes with int8 values at kYQ. unpack(block, W&)
+// decodes a block's weights; isum(W, y) gives its integer products with one token's block. Two
+// accumulators per token (even / odd blocks) keep the FMA latency chain off the critical path.
+template <int TT, int64_t kXB, int64_t kYB, int64_t kYQ, bool kMin, class W, class U, class S>
+HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out, U unpack, S isum) {
+  // Per-block scales of the group's tokens sit four to a block (g.d4 / g.s4), so one 4-lane multiply
+  // gives every token's dw * dy, and one 4-lane FMA every token's min term m * s.
+  const hn::FixedTag<float, 4> d4;
+  VF acc0[TT], acc1[TT];
+  for (int t = 0; t < TT; ++t) acc0[t] = acc1[t] = hn::Zero(DF());
+  auto ms0 = hn::Zero(d4), ms1 = hn::Zero(d4);
+  alignas(16) float sc0[4], sc1[4];
   int64_t i = 0;
-  for (; i + 2 <= nb; i += 2, x += 2 * kXB, y += 2 * kYB) {
-    acc0 = ScaleAcc(isum_of(x, y), H2F(ld16(x)) * H2F(ld16(y)), acc0);
-    acc1 = ScaleAcc(isum_of(x + kXB, y + kYB), H2F(ld16(x + kXB)) * H2F(ld16(y + kYB)), acc1);
+  for (; i + 2 <= nb; i += 2, x += 2 * kXB) {
+    W w0, w1;
+    unpack(x, w0);
+    unpack(x + kXB, w1);
+    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + 4 * i)), d4, sc0);
+    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x + kXB))), hn::Load(d4, g.d4 + 4 * i + 4)), d4, sc1);
+    for (int t = 0; t < TT; ++t) {
+      const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
+      acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
+      acc1[t] = ScaleAcc(isum(w1, y + kYB), sc1[t], acc1[t]);
+    }
     if constexpr (kMin) {
-      ms0 += H2F(ld16(x + 2)) * H2F(ld16(y + 2));
-      ms1 += H2F(ld16(x + kXB + 2)) * H2F(ld16(y + kYB + 2));
+      ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + 4 * i), ms0);
+      ms1 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kXB + 2))), hn::Load(d4, g.s4 + 4 * i + 4), ms1);
     }
   }
   if (i < nb) {
-    acc0 = ScaleAcc(isum_of(x, y), H2F(ld16(x)) * H2F(ld16(y)), acc0);
-    if constexpr (kMin) ms0 += H2F(ld16(x + 2)) * H2F(ld16(y + 2));
-  }
-  const float s = hn::GetLane(hn::SumOfLanes(DF(), hn::Add(acc0, acc1)));
-  return kMin ? s + (ms0 + ms1) : s;
-}
-
-float DotQ4_0(const uint8_t* x, const uint8_t* y, int64_t nb) {
-  return Blocks32<18, 34, false>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
-    V8 w[32 / kN8];
-    Nibbles32(bx + 2, w);
-    return BlockSum<8>(w, reinterpret_cast<const int8_t*>(by + 2));
-  });
-}
-
-float DotQ4_1(const uint8_t* x, const uint8_t* y, int64_t nb) {
-  return Blocks32<20, 36, true>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
-    V8 w[32 / kN8];
-    Nibbles32(bx + 4, w);
-    return BlockSum<0>(w, reinterpret_cast<const int8_t*>(by + 4));
-  });
-}
-
-float DotQ5_0(const uint8_t* x, const uint8_t* y, int64_t nb) {
-  return Blocks32<22, 34, false>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
-    V8 w[32 / kN8], h[32 / kN8];
-    Nibbles32(bx + 6, w);
-    HighBits32(bx + 2, h);
-    for (size_t k = 0; k < 32 / kN8; ++k) w[k] = hn::Or(w[k], h[k]);
-    return BlockSum<16>(w, reinterpret_cast<const int8_t*>(by + 2));
-  });
-}
-
-float DotQ5_1(const uint8_t* x, const uint8_t* y, int64_t nb) {
-  return Blocks32<24, 36, true>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
-    V8 w[32 / kN8], h[32 / kN8];
-    Nibbles32(bx + 8, w);
-    HighBits32(bx + 4, h);
-    for (size_t k = 0; k < 32 / kN8; ++k) w[k] = hn::Or(w[k], h[k]);
-    return BlockSum<0>(w, reinterpret_cast<const int8_t*>(by + 4));
-  });
-}
-
-float DotQ8_0(const uint8_t* x, const uint8_t* y, int64_t nb) {
-  return Blocks32<34, 34, false>(x, y, nb, [](const uint8_t* bx, const uint8_t* by) {
-    const hn::Rebind<int8_t, DI16> di8h;  // half vector of int8, widened to int16
-    constexpr size_t kN16 = hn::MaxLanes(DI16());
-    const auto* xs = reinterpret_cast<const int8_t*>(bx + 2);
-    const auto* ys = reinterpret_cast<const int8_t*>(by + 2);
-    VI32 isum = hn::Zero(DI32());
-    for (size_t k = 0; k < 32; k += kN16) {
-      const VI16 a = hn::PromoteTo(DI16(), hn::LoadU(di8h, xs + k));
-      const VI16 b = hn::PromoteTo(DI16(), hn::LoadU(di8h, ys + k));
-      isum = MulPairsAcc(a, b, isum);
+    W w0;
+    unpack(x, w0);
+    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + 4 * i)), d4, sc0);
+    for (int t = 0; t < TT; ++t) {
+      const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
+      acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
     }
-    return isum;
-  });
+    if constexpr (kMin) ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + 4 * i), ms0);
+  }
+  alignas(16) float ms[4];
+  hn::Store(hn::Add(ms0, ms1), d4, ms);
+  for (int t = 0; t < TT; ++t) {
+    const float s = hn::GetLane(hn::SumOfLanes(DF(), hn::Add(acc0[t], acc1[t])));
+    out[t] = kMin ? s + ms[t] : s;
+  }
+}
+
+struct WQ {
+  V8 v[32 / kN8];
+};
+
+template <int TT>
+HWY_INLINE void RowQ4_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
+  Row32<TT, 18, 34, 2, false, WQ>(
+      x, g, nb, out, [](const uint8_t* b, WQ& w) { Nibbles32(b + 2, w.v); },
+      [](const WQ& w, const int8_t* y) { return BlockSum<8>(w.v, y); });
+}
+template <int TT>
+HWY_INLINE void RowQ4_1(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
+  Row32<TT, 20, 36, 4, true, WQ>(
+      x, g, nb, out, [](const uint8_t* b, WQ& w) { Nibbles32(b + 4, w.v); },
+      [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });
+}
+template <int TT>
+HWY_INLINE void RowQ5_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
+  Row32<TT, 22, 34, 2, false, WQ>(
+      x, g, nb, out,
+      [](const uint8_t* b, WQ& w) {
+        V8 h[32 / kN8];
+        Nibbles32(b + 6, w.v);
+        HighBits32(b + 2, h);
+        for (size_t k = 0; k < 32 / kN8; ++k) w.v[k] = hn::Or(w.v[k], h[k]);
+      },
+      [](const WQ& w, const int8_t* y) { return BlockSum<16>(w.v, y); });
+}
+template <int TT>
+HWY_INLINE void RowQ5_1(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
+  Row32<TT, 24, 36, 4, true, WQ>(
+      x, g, nb, out,
+      [](const uint8_t* b, WQ& w) {
+        V8 h[32 / kN8];
+        Nibbles32(b + 8, w.v);
+        HighBits32(b + 4, h);
+        for (size_t k = 0; k < 32 / kN8; ++k) w.v[k] = hn::Or(w.v[k], h[k]);
+      },
+      [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });
+}
+template <int TT>
+HWY_INLINE void RowQ8_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
+  Row32<TT, 34, 34, 2, false, W8>(
+      x, g, nb, out,
+      [](const uint8_t* b, W8& w) {
+        for (size_t k = 0; k < 32 / kN8; ++k) {
+          w.s[k] = hn::LoadU(DI8(), reinterpret_cast<const int8_t*>(b + 2) + k * kN8);
+          w.a[k] = hn::BitCast(D8(), hn::Abs(w.s[k]));
+        }
+      },
+      [](const W8& w, const int8_t* y) { return BlockSum8(w, y); });
 }
 
 // --- k-quants (x q8_K: d f32 @0, qs[256] @4, bsums[16] i16 @260) -------------------------------
@@ -310,42 +388,53 @@ HWY_INLINE int32_t MinSum(const uint8_t* y, const uint8_t* mins) {
 }
 
 // q4_K / q5_K share everything but the fifth bit (kHigh: q5_K, qh @16, qs @48).
-template <bool kHigh>
-float DotQ45K(const uint8_t* x, const uint8_t* y, int64_t nb) {
+template <int TT, bool kHigh>
+HWY_INLINE void RowQ45K(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
   const D8 d8;
   const DI8 di8;
   const V8 m4 = hn::Set(d8, 0x0F);
   const V8 c16 = hn::Set(d8, 0x10);
   constexpr int64_t kBytes = kHigh ? 176 : 144;
-  VF acc = hn::Zero(DF());
-  float summin = 0.f;
-  for (int64_t i = 0; i < nb; ++i, x += kBytes, y += 292) {
+  VF acc[TT];
+  float summin[TT];
+  for (int t = 0; t < TT; ++t) {
+    acc[t] = hn::Zero(DF());
+    summin[t] = 0.f;
+  }
+  for (int64_t i = 0; i < nb; ++i, x += kBytes) {
     alignas(16) uint8_t sm[16];  // scales 0..7, mins 8..15
     unpack_k4_scales(x + 4, sm);
-    const float yd = ldf(y);
     const uint8_t* qs = x + (kHigh ? 48 : 16);
     const uint8_t* qh = x + 16;
-    const auto* yq = reinterpret_cast<const int8_t*>(y + 4);
-    VI32 isum = hn::Zero(DI32());
-    for (int g = 0; g < 4; ++g) {
-      const VI16 sc_lo = hn::Set(DI16(), sm[2 * g]), sc_hi = hn::Set(DI16(), sm[2 * g + 1]);
+    VI32 isum[TT];
+    for (int t = 0; t < TT; ++t) isum[t] = hn::Zero(DI32());
+    for (int gi = 0; gi < 4; ++gi) {
+      const VI16 sc_lo = hn::Set(DI16(), sm[2 * gi]), sc_hi = hn::Set(DI16(), sm[2 * gi + 1]);
       for (size_t o = 0; o < 32; o += kN8) {
-        const V8 v = hn::LoadU(d8, qs + 32 * g + o);
+        const V8 v = hn::LoadU(d8, qs + 32 * gi + o);
         V8 lo = hn::And(v, m4);
         V8 hi = hn::ShiftRight<4>(v);
         if constexpr (kHigh) {
           const V8 h = hn::LoadU(d8, qh + o);
-          lo = hn::Or(lo, hn::IfThenElseZero(hn::TestBit(h, hn::Set(d8, static_cast<uint8_t>(1u << (2 * g)))), c16));
-          hi = hn::Or(hi, hn::IfThenElseZero(hn::TestBit(h, hn::Set(d8, static_cast<uint8_t>(2u << (2 * g)))), c16));
+          lo = hn::Or(lo, hn::IfThenElseZero(hn::TestBit(h, hn::Set(d8, static_cast<uint8_t>(1u << (2 * gi)))), c16));
+          hi = hn::Or(hi, hn::IfThenElseZero(hn::TestBit(h, hn::Set(d8, static_cast<uint8_t>(2u << (2 * gi)))), c16));
         }
-        isum = MulPairsAcc(MaddUbs(lo, hn::LoadU(di8, yq + 64 * g + o)), sc_lo, isum);
-        isum = MulPairsAcc(MaddUbs(hi, hn::LoadU(di8, yq + 64 * g + 32 + o)), sc_hi, isum);
+        for (int t = 0; t < TT; ++t) {
+          const auto* yq = reinterpret_cast<const int8_t*>(g.q[t] + i * 292 + 4);
+          isum[t] = MulPairsAcc(MaddUbs(lo, hn::LoadU(di8, yq + 64 * gi + o)), sc_lo, isum[t]);
+          isum[t] = MulPairsAcc(MaddUbs(hi, hn::LoadU(di8, yq + 64 * gi + 32 + o)), sc_hi, isum[t]);
+        }
       }
     }
-    acc = ScaleAcc(isum, H2F(ld16(x)) * yd, acc);
-    summin += H2F(ld16(x + 2)) * yd * static_cast<float>(MinSum(y, sm + 8));
+    const float dw = H2F(ld16(x)), dmin = H2F(ld16(x + 2));
+    for (int t = 0; t < TT; ++t) {
+      const uint8_t* y = g.q[t] + i * 292;
+      const float yd = ldf(y);
+      acc[t] = ScaleAcc(isum[t], dw * yd, acc[t]);
+      summin[t] += dmin * yd * static_cast<float>(MinSum(y, sm + 8));
+    }
   }
-  return hn::GetLane(hn::SumOfLanes(DF(), acc)) - summin;
+  for (int t = 0; t < TT; ++t) out[t] = hn::GetLane(hn::SumOfLanes(DF(), acc[t])) - summin[t];
 }
 
 // Scale vector for 32 elements starting at 16-element group s: int16 lanes from elements
@@ -360,18 +449,20 @@ HWY_INLINE VI16 GroupScales(const int8_t* scales, size_t s) {
 }
 
 // q6_K: ql[128] @0, qh[64] @128, scales[16] i8 @192, d f16 @208.
-float DotQ6K(const uint8_t* x, const uint8_t* y, int64_t nb) {
+template <int TT>
+HWY_INLINE void RowQ6K(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
   const D8 d8;
   const DI8 di8;
   const V8 m4 = hn::Set(d8, 0x0F), m3 = hn::Set(d8, 0x03), c32 = hn::Set(d8, 32);
-  VF acc = hn::Zero(DF());
-  for (int64_t i = 0; i < nb; ++i, x += 210, y += 292) {
+  VF acc[TT];
+  for (int t = 0; t < TT; ++t) acc[t] = hn::Zero(DF());
+  for (int64_t i = 0; i < nb; ++i, x += 210) {
     const auto* scales = reinterpret_cast<const int8_t*>(x + 192);
-    VI32 isum = hn::Zero(DI32());
+    VI32 isum[TT];
+    for (int t = 0; t < TT; ++t) isum[t] = hn::Zero(DI32());
     for (int n = 0; n < 2; ++n) {
       const uint8_t* ql = x + 64 * n;
       const uint8_t* qh = x + 128 + 32 * n;
-      const auto* yq = reinterpret_cast<const int8_t*>(y + 4 + 128 * n);
       for (size_t o = 0; o < 32; o += kN8) {
         const V8 qa = hn::LoadU(d8, ql + o), qb = hn::LoadU(d8, ql + 32 + o), h = hn::LoadU(d8, qh + o);
         V8 w[4];
@@ -380,15 +471,20 @@ float DotQ6K(const uint8_t* x, const uint8_t* y, int64_t nb) {
         w[2] = hn::Or(hn::ShiftRight<4>(qa), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(h), m3)));
         w[3] = hn::Or(hn::ShiftRight<4>(qb), hn::ShiftLeft<4>(hn::ShiftRight<6>(h)));
         for (int k = 0; k < 4; ++k) {
-          const VI8 yv = hn::LoadU(di8, yq + 32 * k + o);
-          const VI16 p = hn::Sub(MaddUbs(w[k], yv), MaddUbs(c32, yv));  // (w - 32) * y pairs
-          isum = MulPairsAcc(p, GroupScales(scales, static_cast<size_t>(8 * n + 2 * k) + o / 16), isum);
+          const VI16 sc = GroupScales(scales, static_cast<size_t>(8 * n + 2 * k) + o / 16);
+          for (int t = 0; t < TT; ++t) {
+            const auto* yq = reinterpret_cast<const int8_t*>(g.q[t] + i * 292 + 4 + 128 * n);
+            const VI8 yv = hn::LoadU(di8, yq + 32 * k + o);
+            const VI16 p = hn::Sub(MaddUbs(w[k], yv), MaddUbs(c32, yv));  // (w - 32) * y pairs
+            isum[t] = MulPairsAcc(p, sc, isum[t]);
+          }
         }
       }
     }
-    acc = ScaleAcc(isum, H2F(ld16(x + 208)) * ldf(y), acc);
+    const float dw = H2F(ld16(x + 208));
+    for (int t = 0; t < TT; ++t) acc[t] = ScaleAcc(isum[t], dw * ldf(g.q[t] + i * 292), acc[t]);
   }
-  return hn::GetLane(hn::SumOfLanes(DF(), acc));
+  for (int t = 0; t < TT; ++t) out[t] = hn::GetLane(hn::SumOfLanes(DF(), acc[t]));
 }
 
 // --- float types: full-width vectors, four accumulators ------------------------------------------
@@ -444,21 +540,93 @@ float DotBF16(const uint8_t* w, const uint8_t* x, int64_t n) {
       [&](int s, int64_t i) { return bits_f(static_cast<uint32_t>(ld16(b[s] + 2 * i)) << 16); });
 }
 
+HWY_INLINE bool HasRows(uint32_t kind) {
+  return kind == kQ4_0 || kind == kQ4_1 || kind == kQ5_0 || kind == kQ5_1 || kind == kQ8_0 || kind == kQ4_K ||
+         kind == kQ5_K || kind == kQ6_K;
+}
+
+// Row kernel for `kind` and TT tokens; false when the kind has no tiled kernel.
+template <int TT>
+HWY_INLINE bool RowKernel(uint32_t kind, const uint8_t* w, const XGroup& g, int64_t n, float* out) {
+  switch (kind) {
+    case kQ4_0: RowQ4_0<TT>(w, g, n / 32, out); return true;
+    case kQ4_1: RowQ4_1<TT>(w, g, n / 32, out); return true;
+    case kQ5_0: RowQ5_0<TT>(w, g, n / 32, out); return true;
+    case kQ5_1: RowQ5_1<TT>(w, g, n / 32, out); return true;
+    case kQ8_0: RowQ8_0<TT>(w, g, n / 32, out); return true;
+    case kQ4_K: RowQ45K<TT, false>(w, g, n / 256, out); return true;
+    case kQ5_K: RowQ45K<TT, true>(w, g, n / 256, out); return true;
+    case kQ6_K: RowQ6K<TT>(w, g, n / 256, out); return true;
+    default: return false;
+  }
+}
+
+// Float copies of the activation blocks' f16 scales (d) and q8_1 sums (s), laid out per group of
+// four tokens as [group][block][4] (lanes of missing tokens are zero).
+HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
+                             std::vector<float>& d, std::vector<float>& s) {
+  const bool q81 = kind == kQ4_1 || kind == kQ5_1;
+  const bool q80 = kind == kQ4_0 || kind == kQ5_0 || kind == kQ8_0;
+  if (!q81 && !q80) return 0;
+  const int64_t nb = n / 32, yb = q81 ? 36 : 34;
+  const int64_t n_groups = (n_tok + kMaxTT - 1) / kMaxTT;
+  const size_t size = static_cast<size_t>(n_groups * nb * kMaxTT);
+  if (d.size() < size) d.resize(size);
+  if (q81 && s.size() < size) s.resize(size);
+  for (int64_t gi = 0; gi < n_groups; ++gi)
+    for (int t = 0; t < kMaxTT; ++t) {
+      const int64_t tok = gi * kMaxTT + t;
+      const uint8_t* y = xq + tok * x_stride;
+      for (int64_t i = 0; i < nb; ++i, y += yb) {
+        const size_t at = static_cast<size_t>((gi * nb + i) * kMaxTT + t);
+        d[at] = tok < n_tok ? H2F(ld16(y)) : 0.f;
+        if (q81) s[at] = tok < n_tok ? H2F(ld16(y + 2)) : 0.f;
+      }
+    }
+  return nb;
+}
+
+// y[t * y_stride + r] for rows [0, n_rows) and tokens [0, n_tok): each weight row is unpacked once
+// per group of up to four tokens.
+HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
+  if (!HasRows(kind)) return false;
+  thread_local std::vector<float> dbuf, sbuf;
+  const int64_t nb = ActScales(kind, xq, x_stride, n_tok, n, dbuf, sbuf);
+  const bool q81 = kind == kQ4_1 || kind == kQ5_1;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = w0 + r * w_stride;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTT) {
+      const int tt = static_cast<int>(std::min<int64_t>(kMaxTT, n_tok - t0));
+      XGroup g{};
+      for (int t = 0; t < tt; ++t) g.q[t] = xq + (t0 + t) * x_stride;
+      if (nb > 0) {
+        g.d4 = dbuf.data() + t0 * nb;  // group t0 / 4 starts at (t0 / 4) * nb * 4
+        if (q81) g.s4 = sbuf.data() + t0 * nb;
+      }
+      float out[kMaxTT];
+      switch (tt) {
+        case 1: RowKernel<1>(kind, wr, g, n, out); break;
+        case 2: RowKernel<2>(kind, wr, g, n, out); break;
+        case 3: RowKernel<3>(kind, wr, g, n, out); break;
+        default: RowKernel<4>(kind, wr, g, n, out); break;
+      }
+      for (int t = 0; t < tt; ++t) y[(t0 + t) * y_stride + r] = out[t];
+    }
+  }
+  return true;
+}
+
 HWY_INLINE float DotAny(uint32_t kind, DType t, const uint8_t* w, const uint8_t* x, int64_t n) {
   switch (kind) {
     case kF32: return DotF32(w, x, n);
     case kF16: return DotF16(w, x, n);
     case kBF16: return DotBF16(w, x, n);
-    case kQ4_0: return DotQ4_0(w, x, n / 32);
-    case kQ4_1: return DotQ4_1(w, x, n / 32);
-    case kQ5_0: return DotQ5_0(w, x, n / 32);
-    case kQ5_1: return DotQ5_1(w, x, n / 32);
-    case kQ8_0: return DotQ8_0(w, x, n / 32);
-    case kQ4_K: return DotQ45K<false>(w, x, n / 256);
-    case kQ5_K: return DotQ45K<true>(w, x, n / 256);
-    case kQ6_K: return DotQ6K(w, x, n / 256);
-    default: return ref::vec_dot(t, w, x, n);
+    default: break;
   }
+  float y = 0.f;
+  if (TiledRows(kind, w, 0, 1, x, 0, 1, &y, 1, n)) return y;
+  return ref::vec_dot(t, w, x, n);
 }
 
 #endif  // HWY_TARGET == HWY_SCALAR
@@ -467,45 +635,15 @@ float VecDot(uint32_t kind, DType t, const void* w, const void* x, int64_t n) {
   return DotAny(kind, t, static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(x), n);
 }
 
-template <class F>
-HWY_INLINE void RowsLoop(F dot, const uint8_t* w0, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
-                         int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride) {
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const uint8_t* wr = w0 + r * w_stride;
-    for (int64_t t = 0; t < n_tok; ++t) y[t * y_stride + r] = dot(wr, xq + t * x_stride);
-  }
-}
-
 void VecDotRows(uint32_t kind, DType t, const void* w0v, int64_t w_stride, int64_t n_rows, const void* xqv,
                 int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
   const auto* w0 = static_cast<const uint8_t*>(w0v);
   const auto* xq = static_cast<const uint8_t*>(xqv);
-#if HWY_TARGET == HWY_SCALAR
-  RowsLoop([&](const uint8_t* w, const uint8_t* x) { return DotAny(kind, t, w, x, n); }, w0, w_stride, n_rows,
-           xq, x_stride, n_tok, y, y_stride);
-#else
-  // The switch is hoisted out of the loops; each case inlines its kernel.
-#define SPECULA_ROWS(K, CALL)                                                                            \
-  case K:                                                                                                \
-    RowsLoop([&](const uint8_t* w, const uint8_t* x) { return CALL; }, w0, w_stride, n_rows, xq, x_stride, \
-             n_tok, y, y_stride);                                                                        \
-    return;
-  switch (kind) {
-    SPECULA_ROWS(kQ4_0, DotQ4_0(w, x, n / 32))
-    SPECULA_ROWS(kQ4_1, DotQ4_1(w, x, n / 32))
-    SPECULA_ROWS(kQ5_0, DotQ5_0(w, x, n / 32))
-    SPECULA_ROWS(kQ5_1, DotQ5_1(w, x, n / 32))
-    SPECULA_ROWS(kQ8_0, DotQ8_0(w, x, n / 32))
-    SPECULA_ROWS(kQ4_K, DotQ45K<false>(w, x, n / 256))
-    SPECULA_ROWS(kQ5_K, DotQ45K<true>(w, x, n / 256))
-    SPECULA_ROWS(kQ6_K, DotQ6K(w, x, n / 256))
-    default:
-      RowsLoop([&](const uint8_t* w, const uint8_t* x) { return DotAny(kind, t, w, x, n); }, w0, w_stride,
-               n_rows, xq, x_stride, n_tok, y, y_stride);
-      return;
-  }
-#undef SPECULA_ROWS
+#if HWY_TARGET != HWY_SCALAR
+  if (TiledRows(kind, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n)) return;
 #endif
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t tk = 0; tk < n_tok; ++tk) y[tk * y_stride + r] = DotAny(kind, t, w0 + r * w_stride, xq + tk * x_stride, n);
 }
 
 const char* TargetNameNow() { return hwy::TargetName(HWY_TARGET); }

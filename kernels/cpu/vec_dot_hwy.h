@@ -13,7 +13,8 @@
 namespace specula::cpu {
 
 // sum_i w[i] * x[i] over one row of n elements: `wrow` stored as `w`, `xq` as ref::vec_dot_type(w).
-// Same contract (and errors) as ref::vec_dot.
+// Same contract (and errors) as ref::vec_dot, with one precondition: q8_0 activations hold int8
+// values in [-127, 127] (as ref::quantize_row produces; never -128).
 float vec_dot(DType w, const void* wrow, const void* xq, int64_t n);
 
 // y[t * y_stride + r] = vec_dot(w, w0 + r * w_stride, xq + t * x_stride, n)

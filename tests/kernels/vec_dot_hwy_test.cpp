@@ -158,7 +158,14 @@ void check_all_types(const std::string& target) {
     for (int64_t n : lengths(w)) {
       for (Mode mw : {Mode::Quantized, Mode::RandomBytes, Mode::Extreme}) {
         for (Mode mx : {Mode::Quantized, Mode::RandomBytes, Mode::Extreme}) {
-          const Bytes wb = make_row(w, n, mw, g), xb = make_row(xt, n, mx, g);
+          const Bytes wb = make_row(w, n, mw, g);
+          Bytes xb = make_row(xt, n, mx, g);
+          // Activations come from ref::quantize_row, whose int8 values lie in [-127, 127]; the q8_0
+          // kernel relies on that (|y| must not be 128), so raw-byte rows avoid -128 there.
+          if (xt == DType::Q8_0)
+            for (int64_t i = 0; i < n / 32; ++i)
+              for (int j = 2; j < 34; ++j)
+                if (xb[static_cast<size_t>(i * 34 + j)] == 0x80) xb[static_cast<size_t>(i * 34 + j)] = 0x81;
           const float want = ref::vec_dot(w, wb.data(), xb.data(), n);
           const float got = cpu::vec_dot(w, wb.data(), xb.data(), n);
           const double tol = 1e-5 * magnitude(w, wb, xb, n) + 1e-30;
@@ -168,29 +175,34 @@ void check_all_types(const std::string& target) {
         }
       }
     }
-    // Tile entry point: 3 rows x 2 tokens with padded strides.
+    // Tile entry point: 3 rows x 9 tokens (token groups of 4, 4, 1) with padded strides. Every
+    // (row, token) result must equal the single-token kernel bit for bit (batch invariance).
+    constexpr int kT = 9;
     const int64_t n = lengths(w).back();
     const int64_t wbytes = row_bytes(w, n) + 5, xbytes = row_bytes(xt, n) + 3;
-    Bytes W(static_cast<size_t>(3 * wbytes)), X(static_cast<size_t>(2 * xbytes));
+    Bytes W(static_cast<size_t>(3 * wbytes)), X(static_cast<size_t>(kT * xbytes));
     std::vector<Bytes> wr, xr;
     for (int r = 0; r < 3; ++r) {
       wr.push_back(make_row(w, n, Mode::RandomBytes, g));
       std::memcpy(W.data() + r * wbytes, wr.back().data(), wr.back().size());
     }
-    for (int t = 0; t < 2; ++t) {
+    for (int t = 0; t < kT; ++t) {
       xr.push_back(make_row(xt, n, Mode::Quantized, g));
       std::memcpy(X.data() + t * xbytes, xr.back().data(), xr.back().size());
     }
-    float y[2 * 4];
-    cpu::vec_dot_rows(w, W.data(), wbytes, 3, X.data(), xbytes, 2, y, 4, n);
-    for (int t = 0; t < 2; ++t)
-      for (int r = 0; r < 3; ++r) {
-        const auto* wp = W.data() + r * wbytes;
-        const auto* xp = X.data() + t * xbytes;
-        EXPECT_EQ(y[4 * t + r], cpu::vec_dot(w, wp, xp, n)) << target << " rows " << dtype_traits(w).name;
-        EXPECT_NEAR(y[4 * t + r], ref::vec_dot(w, wp, xp, n), 1e-5 * magnitude(w, wr[r], xr[t], n))
-            << target << " rows " << dtype_traits(w).name << " r=" << r << " t=" << t;
-      }
+    float y[kT * 4];
+    for (int64_t n_tok = 1; n_tok <= kT; ++n_tok) {
+      cpu::vec_dot_rows(w, W.data(), wbytes, 3, X.data(), xbytes, n_tok, y, 4, n);
+      for (int t = 0; t < n_tok; ++t)
+        for (int r = 0; r < 3; ++r) {
+          const auto* wp = W.data() + r * wbytes;
+          const auto* xp = X.data() + t * xbytes;
+          ASSERT_EQ(y[4 * t + r], cpu::vec_dot(w, wp, xp, n))
+              << target << " rows " << dtype_traits(w).name << " n_tok=" << n_tok << " t=" << t;
+          ASSERT_NEAR(y[4 * t + r], ref::vec_dot(w, wp, xp, n), 1e-5 * magnitude(w, wr[r], xr[t], n))
+              << target << " rows " << dtype_traits(w).name << " r=" << r << " t=" << t;
+        }
+    }
   }
 }
 

@@ -1,0 +1,64 @@
+// SIMD activation quantizers (kernels/cpu/quant_hwy) are bit-identical to ref::quantize_row on every
+// Highway target, including rounding ties.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/quant_hwy.h"
+#include "kernels/ops.h"
+#include "kernels/reference/quant.h"
+#include "tests/kernels/simd_targets.h"
+
+namespace specula {
+namespace {
+
+std::vector<float> inputs(int64_t n, int kind, std::mt19937& g) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (size_t i = 0; i < x.size(); ++i) {
+    switch (kind) {
+      case 0: x[i] = nd(g); break;
+      case 1: x[i] = 1e-3f * nd(g); break;
+      // Exact halves: with amax = 127 the scale is 1, so x * id hits .5 ties in both directions.
+      case 2: x[i] = i % 32 == 5 ? 127.f : static_cast<float>(static_cast<int>(i % 61) - 30) + 0.5f; break;
+      case 3: x[i] = 0.f; break;
+      default: x[i] = (i % 7 == 0 ? -1.f : 1.f) * 3e4f * std::abs(nd(g)); break;
+    }
+  }
+  return x;
+}
+
+TEST(QuantHwy, BitIdenticalToReferenceOnEveryTarget) {
+  simd_test::TargetGuard guard;
+  std::mt19937 g(5);
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (DType t : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
+      for (int64_t n : {256, 512, 2048}) {
+        for (int kind = 0; kind < 5; ++kind) {
+          const auto x = inputs(n, kind, g);
+          std::vector<uint8_t> want(static_cast<size_t>(row_bytes(t, n)), 0xAB), got(want.size(), 0xCD);
+          ref::quantize_row(t, x.data(), want.data(), n);
+          cpu::quantize_row(t, x.data(), got.data(), n);
+          ASSERT_EQ(want, got) << dtype_traits(t).name << " n=" << n << " kind=" << kind;
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantHwy, OtherTypesUseTheReference) {
+  std::mt19937 g(6);
+  const auto x = inputs(256, 0, g);
+  for (DType t : {DType::F16, DType::Q4_0}) {
+    std::vector<uint8_t> want(static_cast<size_t>(row_bytes(t, 256))), got(want.size());
+    ref::quantize_row(t, x.data(), want.data(), 256);
+    cpu::quantize_row(t, x.data(), got.data(), 256);
+    EXPECT_EQ(want, got);
+  }
+}
+
+}  // namespace
+}  // namespace specula
