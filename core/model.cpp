@@ -346,9 +346,11 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     }
     // --- attention block ---
     for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.x.data() + t * d, L.attn_norm.data(), S.h.data() + t * d, d, c.rms_eps);
-    ops::matmul(L.wq.view, S.h.data(), T, S.q.data());
-    ops::matmul(L.wk.view, S.h.data(), T, S.k.data());
-    ops::matmul(L.wv.view, S.h.data(), T, S.v.data());
+    {
+      const WeightView* ws[3] = {&L.wq.view, &L.wk.view, &L.wv.view};
+      float* ys[3] = {S.q.data(), S.k.data(), S.v.data()};
+      ops::matmul_multi(ws, S.h.data(), T, ys);
+    }
     if (c.qk_norm) {
       for (int64_t i = 0; i < T * nh; ++i) ops::rmsnorm(S.q.data() + i * hdk, L.q_norm.data(), S.q.data() + i * hdk, hdk, c.rms_eps);
       for (int64_t i = 0; i < T * nkv; ++i) ops::rmsnorm(S.k.data() + i * hdk, L.k_norm.data(), S.k.data() + i * hdk, hdk, c.rms_eps);
@@ -396,8 +398,11 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
 
     // --- feed-forward block ---
     for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.x.data() + t * d, L.ffn_norm.data(), S.h.data() + t * d, d, c.rms_eps);
-    ops::matmul(L.w_gate.view, S.h.data(), T, S.gate.data());
-    ops::matmul(L.w_up.view, S.h.data(), T, S.up.data());
+    {
+      const WeightView* ws[2] = {&L.w_gate.view, &L.w_up.view};
+      float* ys[2] = {S.gate.data(), S.up.data()};
+      ops::matmul_multi(ws, S.h.data(), T, ys);
+    }
     if (c.act == Activation::SiLU) ops::silu_mul(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
     else ops::gelu_tanh_mul(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
     ops::matmul(L.w_down.view, S.gate.data(), T, S.o.data());

@@ -4,6 +4,7 @@
 // core/ includes this header only; no SIMD, Eigen or CUDA types leak through it.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace specula {
@@ -84,6 +85,9 @@ int num_threads();
 // Y[t][r] = sum_c W[r][c] * X[t][c].  X: [T][W.cols] f32, Y: [T][W.rows] f32.
 // Quantized weights: X is first quantized to the weight's vec-dot type (as llama.cpp does).
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y);
+// Several matmuls of the same X (q/k/v, gate/up): Ys[i] = matmul(*Ws[i], X). Same results as
+// separate calls; X is quantized once per vec-dot type and all rows share one parallel region.
+void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t T, std::span<float* const> Ys);
 // out[c] = W[r][c] (dequantized row r)
 void get_row(const WeightView& W, int64_t r, float* out);
 // y = x / rms(x) * w  over n (w may be null = ones); in-place allowed.

@@ -1,6 +1,9 @@
 // CPU front door for the ops in kernels/ops.h: work is split over the persistent pool; the inner
 // loops are the reference kernels (the SIMD kernels plug in below these calls).
+#include <algorithm>
 #include <vector>
+
+#include "core/error.h"
 
 #include "kernels/cpu/attention_hwy.h"
 #include "kernels/cpu/quant_hwy.h"
@@ -15,25 +18,70 @@ namespace specula::ops {
 void set_num_threads(int n) { cpu::set_pool_threads(n); }
 int num_threads() { return cpu::pool().size(); }
 
-void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
-  // Quantize every token's activations once: xq[t] = quant(X[t]) in the weight's vec-dot type.
-  const DType xt = ref::vec_dot_type(W.dtype);
-  const int64_t xbytes = row_bytes(xt, W.cols);
-  thread_local std::vector<uint8_t> xq;
+namespace {
+// X quantized to one vec-dot type; the buffers are per calling thread and reused.
+const uint8_t* quantize_acts(DType xt, const float* X, int64_t T, int64_t cols, int slot) {
+  const int64_t xbytes = row_bytes(xt, cols);
+  thread_local std::vector<uint8_t> bufs[3];
+  auto& xq = bufs[slot];
   if (xq.size() < static_cast<size_t>(xbytes * T)) xq.resize(static_cast<size_t>(xbytes * T));
   uint8_t* xqp = xq.data();
-  if (T * W.cols <= 8192) {  // a few microseconds: not worth waking the pool
-    for (int64_t t = 0; t < T; ++t) cpu::quantize_row(xt, X + t * W.cols, xqp + t * xbytes, W.cols);
+  if (T * cols <= 8192) {  // a few microseconds: not worth waking the pool
+    for (int64_t t = 0; t < T; ++t) cpu::quantize_row(xt, X + t * cols, xqp + t * xbytes, cols);
   } else {
     cpu::pool().parallel_for(T, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) cpu::quantize_row(xt, X + t * W.cols, xqp + t * xbytes, W.cols);
+      for (int64_t t = b; t < e; ++t) cpu::quantize_row(xt, X + t * cols, xqp + t * xbytes, cols);
     });
   }
-  // Rows are split over threads; each weight row is read once for all T tokens (SIMD kernels of
-  // kernels/cpu/vec_dot_hwy.h, one dispatch per thread's chunk).
-  cpu::pool().parallel_for(W.rows, [&](int64_t b, int64_t e, int) {
-    const auto* rows = static_cast<const uint8_t*>(W.data) + b * W.row_stride;
-    cpu::vec_dot_rows(W.dtype, rows, W.row_stride, e - b, xqp, xbytes, T, Y + b, W.rows, W.cols);
+  return xqp;
+}
+}  // namespace
+
+void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
+  const WeightView* ws[1] = {&W};
+  float* ys[1] = {Y};
+  matmul_multi(ws, X, T, ys);
+}
+
+void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t T, std::span<float* const> Ys) {
+  constexpr size_t kMax = 4;
+  if (Ws.size() != Ys.size() || Ws.empty() || Ws.size() > kMax) fail("matmul_multi: {} weights, {} outputs (1..{} expected)", Ws.size(), Ys.size(), kMax);
+  const int64_t cols = Ws[0]->cols;
+  // Quantize X once per distinct vec-dot type (all weights usually share one).
+  DType types[kMax];
+  const uint8_t* xqs[kMax];
+  size_t n_types = 0;
+  const uint8_t* xq_of[kMax];
+  int64_t row_end[kMax];
+  int64_t total = 0;
+  for (size_t i = 0; i < Ws.size(); ++i) {
+    if (Ws[i]->cols != cols) fail("matmul_multi: weights have {} and {} columns", cols, Ws[i]->cols);
+    const DType xt = ref::vec_dot_type(Ws[i]->dtype);
+    size_t k = 0;
+    while (k < n_types && types[k] != xt) ++k;
+    if (k == n_types) {
+      if (n_types == 3) fail("matmul_multi: more than 3 activation types");
+      types[k] = xt;
+      xqs[k] = quantize_acts(xt, X, T, cols, static_cast<int>(k));
+      ++n_types;
+    }
+    xq_of[i] = xqs[k];
+    total += Ws[i]->rows;
+    row_end[i] = total;
+  }
+  // Rows of all weights, concatenated, are split over threads; each weight row is read once for all
+  // T tokens (SIMD kernels of kernels/cpu/vec_dot_hwy.h).
+  cpu::pool().parallel_for(total, [&](int64_t b, int64_t e, int) {
+    int64_t start = 0;
+    for (size_t i = 0; i < Ws.size(); start = row_end[i], ++i) {
+      const int64_t lo = std::max(b, start), hi = std::min(e, row_end[i]);
+      if (lo >= hi) continue;
+      const WeightView& W = *Ws[i];
+      const int64_t r0 = lo - start;
+      const auto* rows = static_cast<const uint8_t*>(W.data) + r0 * W.row_stride;
+      cpu::vec_dot_rows(W.dtype, rows, W.row_stride, hi - lo, xq_of[i], row_bytes(ref::vec_dot_type(W.dtype), cols), T,
+                        Ys[i] + r0, W.rows, cols);
+    }
   });
 }
 

@@ -218,14 +218,19 @@ HWY_INLINE void HighBits32(const uint8_t* qh4, V8* out) {
 // sequence of operations whatever TT is, so a token's result does not depend on how many tokens share
 // the call (batch invariance: speculative verification reproduces plain decoding bit for bit).
 
+// Tokens per group: eight where there are 32 vector registers (AVX-512), else four.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int kMaxTT = 8;
+#else
 constexpr int kMaxTT = 4;
+#endif
 
 // Activations of one token group: quantized rows and their per-block scales as floats
 // (d: f16 block scale; s: q8_1's d * sum(q)).
 struct XGroup {
   const uint8_t* q[kMaxTT];
-  const float* d4 = nullptr;  // [block][4]: token t's block scale at [4 * block + t]
-  const float* s4 = nullptr;  // [block][4]: q8_1 sums, same layout
+  const float* d4 = nullptr;  // [block][kMaxTT]: token t's block scale at [kMaxTT * block + t]
+  const float* s4 = nullptr;  // [block][kMaxTT]: q8_1 sums, same layout
 };
 
 // --- 32-element blocks -------------------------------------------------------------------------
@@ -235,6 +240,17 @@ template <int kOffset>
 HWY_INLINE VI32 BlockSum(const V8* w, const int8_t* y) {
   const DI8 di8;
   VI32 isum = hn::Zero(DI32());
+#if HWY_TARGET == HWY_AVX3_DL
+  // VNNI: u8 x i8 products summed four at a time straight into int32 (exact, one instruction).
+  static_assert(kN8 == 32);
+  const VI8 yv = hn::LoadU(di8, y);
+  isum = VI32{_mm256_dpbusd_epi32(isum.raw, w[0].raw, yv.raw)};
+  if constexpr (kOffset != 0) {
+    const VI32 off{_mm256_dpbusd_epi32(hn::Zero(DI32()).raw, hn::Set(D8(), kOffset).raw, yv.raw)};
+    isum = hn::Sub(isum, off);
+  }
+  return isum;
+#endif
   for (size_t k = 0; k < 32 / kN8; ++k) {
     const VI8 yv = hn::LoadU(di8, y + k * kN8);
     VI16 p = MaddUbs(w[k], yv);
@@ -262,7 +278,11 @@ HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
 #else
     const VI8 ys{_mm_sign_epi8(yv.raw, w.s[k].raw)};
 #endif
+#if HWY_TARGET == HWY_AVX3_DL
+    isum = VI32{_mm256_dpbusd_epi32(isum.raw, w.a[k].raw, ys.raw)};
+#else
     isum = SumPairsAcc(MaddUbs(w.a[k], ys), isum);
+#endif
   }
 #else
   const hn::Rebind<int8_t, DI16> di8h;
@@ -283,41 +303,41 @@ HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
 // accumulators per token (even / odd blocks) keep the FMA latency chain off the critical path.
 template <int TT, int64_t kXB, int64_t kYB, int64_t kYQ, bool kMin, class W, class U, class S>
 HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out, U unpack, S isum) {
-  // Per-block scales of the group's tokens sit four to a block (g.d4 / g.s4), so one 4-lane multiply
-  // gives every token's dw * dy, and one 4-lane FMA every token's min term m * s.
-  const hn::FixedTag<float, 4> d4;
+  // Per-block scales of the group's tokens sit side by side (g.d4 / g.s4), so one kMaxTT-lane
+  // multiply gives every token's dw * dy, and one FMA every token's min term m * s.
+  const hn::FixedTag<float, kMaxTT> d4;
   VF acc0[TT], acc1[TT];
   for (int t = 0; t < TT; ++t) acc0[t] = acc1[t] = hn::Zero(DF());
   auto ms0 = hn::Zero(d4), ms1 = hn::Zero(d4);
-  alignas(16) float sc0[4], sc1[4];
+  alignas(32) float sc0[kMaxTT], sc1[kMaxTT];
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2, x += 2 * kXB) {
     W w0, w1;
     unpack(x, w0);
     unpack(x + kXB, w1);
-    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + 4 * i)), d4, sc0);
-    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x + kXB))), hn::Load(d4, g.d4 + 4 * i + 4)), d4, sc1);
+    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + kMaxTT * i)), d4, sc0);
+    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x + kXB))), hn::Load(d4, g.d4 + kMaxTT * (i + 1))), d4, sc1);
     for (int t = 0; t < TT; ++t) {
       const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
       acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
       acc1[t] = ScaleAcc(isum(w1, y + kYB), sc1[t], acc1[t]);
     }
     if constexpr (kMin) {
-      ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + 4 * i), ms0);
-      ms1 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kXB + 2))), hn::Load(d4, g.s4 + 4 * i + 4), ms1);
+      ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
+      ms1 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kXB + 2))), hn::Load(d4, g.s4 + kMaxTT * (i + 1)), ms1);
     }
   }
   if (i < nb) {
     W w0;
     unpack(x, w0);
-    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + 4 * i)), d4, sc0);
+    hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + kMaxTT * i)), d4, sc0);
     for (int t = 0; t < TT; ++t) {
       const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
       acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
     }
-    if constexpr (kMin) ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + 4 * i), ms0);
+    if constexpr (kMin) ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
   }
-  alignas(16) float ms[4];
+  alignas(32) float ms[kMaxTT];
   hn::Store(hn::Add(ms0, ms1), d4, ms);
   for (int t = 0; t < TT; ++t) {
     const float s = hn::GetLane(hn::SumOfLanes(DF(), hn::Add(acc0[t], acc1[t])));
@@ -562,7 +582,7 @@ HWY_INLINE bool RowKernel(uint32_t kind, const uint8_t* w, const XGroup& g, int6
 }
 
 // Float copies of the activation blocks' f16 scales (d) and q8_1 sums (s), laid out per group of
-// four tokens as [group][block][4] (lanes of missing tokens are zero).
+// kMaxTT tokens as [group][block][kMaxTT] (lanes of missing tokens are zero).
 HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
                              std::vector<float>& d, std::vector<float>& s) {
   const bool q81 = kind == kQ4_1 || kind == kQ5_1;
@@ -601,7 +621,7 @@ HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, in
       XGroup g{};
       for (int t = 0; t < tt; ++t) g.q[t] = xq + (t0 + t) * x_stride;
       if (nb > 0) {
-        g.d4 = dbuf.data() + t0 * nb;  // group t0 / 4 starts at (t0 / 4) * nb * 4
+        g.d4 = dbuf.data() + t0 * nb;  // group t0 / kMaxTT starts at (t0 / kMaxTT) * nb * kMaxTT
         if (q81) g.s4 = sbuf.data() + t0 * nb;
       }
       float out[kMaxTT];
@@ -609,7 +629,13 @@ HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, in
         case 1: RowKernel<1>(kind, wr, g, n, out); break;
         case 2: RowKernel<2>(kind, wr, g, n, out); break;
         case 3: RowKernel<3>(kind, wr, g, n, out); break;
-        default: RowKernel<4>(kind, wr, g, n, out); break;
+        case 4: RowKernel<4>(kind, wr, g, n, out); break;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+        case 5: RowKernel<5>(kind, wr, g, n, out); break;
+        case 6: RowKernel<6>(kind, wr, g, n, out); break;
+        case 7: RowKernel<7>(kind, wr, g, n, out); break;
+        default: RowKernel<8>(kind, wr, g, n, out); break;
+#endif
       }
       for (int t = 0; t < tt; ++t) y[(t0 + t) * y_stride + r] = out[t];
     }

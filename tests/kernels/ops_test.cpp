@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/ops.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
@@ -82,6 +83,36 @@ INSTANTIATE_TEST_SUITE_P(Types, MatmulParity,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                                            DType::Q5_1, DType::Q8_0),
                          [](const auto& info) { return std::string(dtype_traits(info.param).name); });
+
+// matmul_multi (one parallel region, X quantized once per type) equals separate matmuls bit for bit,
+// also when the weights need different activation types (q8_1 for q4_1, q8_0 for q8_0, f16).
+TEST(MatmulMulti, EqualsSeparateMatmuls) {
+  const int64_t cols = 512;
+  const QuantMatrix a = make_matrix(DType::Q4_1, 37, cols, 1), b = make_matrix(DType::Q8_0, 12, cols, 2),
+                    c = make_matrix(DType::F16, 20, cols, 3), d = make_matrix(DType::Q4_1, 5, cols, 4);
+  for (int threads : {1, 2}) {
+    ops::set_num_threads(threads);
+    for (int64_t T : {1, 6}) {
+      const auto x = randn(static_cast<size_t>(T * cols), 9);
+      const WeightView* ws[4] = {&a.view, &b.view, &c.view, &d.view};
+      std::vector<float> y[4], want[4];
+      float* ys[4];
+      for (int i = 0; i < 4; ++i) {
+        y[i].assign(static_cast<size_t>(T * ws[i]->rows), 0.f);
+        want[i] = y[i];
+        ys[i] = y[i].data();
+        ops::matmul(*ws[i], x.data(), T, want[i].data());
+      }
+      ops::matmul_multi(ws, x.data(), T, ys);
+      for (int i = 0; i < 4; ++i) EXPECT_EQ(y[i], want[i]) << "weight " << i << " T=" << T;
+    }
+  }
+  ops::set_num_threads(0);
+  const WeightView* ws[2] = {&a.view, &b.view};
+  float* ys[1] = {nullptr};
+  std::vector<float> x(cols);
+  EXPECT_THROW(ops::matmul_multi(ws, x.data(), 1, ys), Error);
+}
 
 TEST(RmsNorm, MatchesFormula) {
   const auto x = randn(64, 1);
