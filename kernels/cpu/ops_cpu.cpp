@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 
+#include "kernels/cpu/act_hwy.h"
 #include "kernels/cpu/attention_hwy.h"
 #include "kernels/cpu/quant_hwy.h"
 #include "kernels/cpu/threadpool.h"
@@ -52,6 +53,8 @@ void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t
   const uint8_t* xqs[kMax];
   size_t n_types = 0;
   const uint8_t* xq_of[kMax];
+  size_t prep_of[kMax];
+  thread_local cpu::ActPrep preps[kMax];
   int64_t row_end[kMax];
   int64_t total = 0;
   for (size_t i = 0; i < Ws.size(); ++i) {
@@ -66,6 +69,11 @@ void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t
       ++n_types;
     }
     xq_of[i] = xqs[k];
+    // Scales for the tiled kernels depend on the weight type (not only the activation type).
+    size_t p = 0;
+    while (p < i && Ws[p]->dtype != Ws[i]->dtype) ++p;
+    if (p == i) cpu::prepare_acts(Ws[i]->dtype, xqs[k], row_bytes(xt, cols), T, cols, preps[i]);
+    prep_of[i] = p;
     total += Ws[i]->rows;
     row_end[i] = total;
   }
@@ -80,7 +88,7 @@ void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t
       const int64_t r0 = lo - start;
       const auto* rows = static_cast<const uint8_t*>(W.data) + r0 * W.row_stride;
       cpu::vec_dot_rows(W.dtype, rows, W.row_stride, hi - lo, xq_of[i], row_bytes(ref::vec_dot_type(W.dtype), cols), T,
-                        Ys[i] + r0, W.rows, cols);
+                        Ys[i] + r0, W.rows, cols, &preps[prep_of[i]]);
     }
   });
 }
@@ -93,8 +101,22 @@ void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t*
   ref::rope(x, T, n_heads, head_dim, pos, p);
 }
 
-void silu_mul(const float* gate, const float* up, float* out, int64_t n) { ref::silu_mul(gate, up, out, n); }
-void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) { ref::gelu_tanh_mul(gate, up, out, n); }
+// Elementwise: large arrays (prefill, verification) are split over the pool in chunks of whole
+// vectors; results do not depend on the split (see act_hwy.h).
+template <class F>
+static void elementwise(int64_t n, F f) {
+  constexpr int64_t kGrain = 4096;
+  if (n <= kGrain) return f(0, n);
+  cpu::pool().parallel_for((n + kGrain - 1) / kGrain, [&](int64_t b, int64_t e, int) {
+    f(b * kGrain, std::min(n, e * kGrain));
+  });
+}
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  elementwise(n, [&](int64_t b, int64_t e) { cpu::silu_mul(gate + b, up + b, out + b, e - b); });
+}
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
+  elementwise(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh_mul(gate + b, up + b, out + b, e - b); });
+}
 
 void attention(const AttentionArgs& a) {
   // One task per (token, head) pair.

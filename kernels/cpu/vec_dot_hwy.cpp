@@ -301,8 +301,12 @@ HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
 // kMin) against TT tokens whose blocks are kYB bytes with int8 values at kYQ. unpack(block, W&)
 // decodes a block's weights; isum(W, y) gives its integer products with one token's block. Two
 // accumulators per token (even / odd blocks) keep the FMA latency chain off the critical path.
-template <int TT, int64_t kXB, int64_t kYB, int64_t kYQ, bool kMin, class W, class U, class S>
+// kMinAt: byte offset of the per-block f16 factor m of the extra term sum_blocks m * s_token (q4_1 /
+// q5_1: the block min at 2, with s = q8_1's d * sum(q); q4_0 / q5_0: the scale itself at 0, with
+// s = -offset * d * sum(q), which folds the weights' constant offset out of the integer loop); -1: none.
+template <int TT, int64_t kXB, int64_t kYB, int64_t kYQ, int kMinAt, class W, class U, class S>
 HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out, U unpack, S isum) {
+  constexpr bool kMin = kMinAt >= 0;
   // Per-block scales of the group's tokens sit side by side (g.d4 / g.s4), so one kMaxTT-lane
   // multiply gives every token's dw * dy, and one FMA every token's min term m * s.
   const hn::FixedTag<float, kMaxTT> d4;
@@ -323,8 +327,8 @@ HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out,
       acc1[t] = ScaleAcc(isum(w1, y + kYB), sc1[t], acc1[t]);
     }
     if constexpr (kMin) {
-      ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
-      ms1 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kXB + 2))), hn::Load(d4, g.s4 + kMaxTT * (i + 1)), ms1);
+      ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kMinAt))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
+      ms1 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kXB + kMinAt))), hn::Load(d4, g.s4 + kMaxTT * (i + 1)), ms1);
     }
   }
   if (i < nb) {
@@ -335,7 +339,7 @@ HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out,
       const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
       acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
     }
-    if constexpr (kMin) ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + 2))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
+    if constexpr (kMin) ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kMinAt))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
   }
   alignas(32) float ms[kMaxTT];
   hn::Store(hn::Add(ms0, ms1), d4, ms);
@@ -351,19 +355,19 @@ struct WQ {
 
 template <int TT>
 HWY_INLINE void RowQ4_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
-  Row32<TT, 18, 34, 2, false, WQ>(
+  Row32<TT, 18, 34, 2, 0, WQ>(
       x, g, nb, out, [](const uint8_t* b, WQ& w) { Nibbles32(b + 2, w.v); },
-      [](const WQ& w, const int8_t* y) { return BlockSum<8>(w.v, y); });
+      [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });  // -8 offset: in s
 }
 template <int TT>
 HWY_INLINE void RowQ4_1(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
-  Row32<TT, 20, 36, 4, true, WQ>(
+  Row32<TT, 20, 36, 4, 2, WQ>(
       x, g, nb, out, [](const uint8_t* b, WQ& w) { Nibbles32(b + 4, w.v); },
       [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });
 }
 template <int TT>
 HWY_INLINE void RowQ5_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
-  Row32<TT, 22, 34, 2, false, WQ>(
+  Row32<TT, 22, 34, 2, 0, WQ>(
       x, g, nb, out,
       [](const uint8_t* b, WQ& w) {
         V8 h[32 / kN8];
@@ -371,11 +375,11 @@ HWY_INLINE void RowQ5_0(const uint8_t* x, const XGroup& g, int64_t nb, float* ou
         HighBits32(b + 2, h);
         for (size_t k = 0; k < 32 / kN8; ++k) w.v[k] = hn::Or(w.v[k], h[k]);
       },
-      [](const WQ& w, const int8_t* y) { return BlockSum<16>(w.v, y); });
+      [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });  // -16 offset: in s
 }
 template <int TT>
 HWY_INLINE void RowQ5_1(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
-  Row32<TT, 24, 36, 4, true, WQ>(
+  Row32<TT, 24, 36, 4, 2, WQ>(
       x, g, nb, out,
       [](const uint8_t* b, WQ& w) {
         V8 h[32 / kN8];
@@ -387,7 +391,7 @@ HWY_INLINE void RowQ5_1(const uint8_t* x, const XGroup& g, int64_t nb, float* ou
 }
 template <int TT>
 HWY_INLINE void RowQ8_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
-  Row32<TT, 34, 34, 2, false, W8>(
+  Row32<TT, 34, 34, 2, -1, W8>(
       x, g, nb, out,
       [](const uint8_t* b, W8& w) {
         for (size_t k = 0; k < 32 / kN8; ++k) {
@@ -588,11 +592,14 @@ HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride,
   const bool q81 = kind == kQ4_1 || kind == kQ5_1;
   const bool q80 = kind == kQ4_0 || kind == kQ5_0 || kind == kQ8_0;
   if (!q81 && !q80) return 0;
+  // Weight offset folded into the s term (q4_0: w - 8, q5_0: w - 16): s = -offset * d * sum(q).
+  const int offset = kind == kQ4_0 ? 8 : kind == kQ5_0 ? 16 : 0;
+  const bool has_s = q81 || offset != 0;
   const int64_t nb = n / 32, yb = q81 ? 36 : 34;
   const int64_t n_groups = (n_tok + kMaxTT - 1) / kMaxTT;
   const size_t size = static_cast<size_t>(n_groups * nb * kMaxTT);
   if (d.size() < size) d.resize(size);
-  if (q81 && s.size() < size) s.resize(size);
+  if (has_s && s.size() < size) s.resize(size);
   for (int64_t gi = 0; gi < n_groups; ++gi)
     for (int t = 0; t < kMaxTT; ++t) {
       const int64_t tok = gi * kMaxTT + t;
@@ -601,6 +608,12 @@ HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride,
         const size_t at = static_cast<size_t>((gi * nb + i) * kMaxTT + t);
         d[at] = tok < n_tok ? H2F(ld16(y)) : 0.f;
         if (q81) s[at] = tok < n_tok ? H2F(ld16(y + 2)) : 0.f;
+        if (offset != 0) {
+          int sum = 0;
+          if (tok < n_tok)
+            for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(y[2 + j]);
+          s[at] = static_cast<float>(-offset * sum) * d[at];
+        }
       }
     }
   return nb;
@@ -609,11 +622,16 @@ HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride,
 // y[t * y_stride + r] for rows [0, n_rows) and tokens [0, n_tok): each weight row is unpacked once
 // per group of up to four tokens.
 HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
-                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
+                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
+                          const ActPrep* pre = nullptr) {
   if (!HasRows(kind)) return false;
-  thread_local std::vector<float> dbuf, sbuf;
-  const int64_t nb = ActScales(kind, xq, x_stride, n_tok, n, dbuf, sbuf);
-  const bool q81 = kind == kQ4_1 || kind == kQ5_1;
+  thread_local std::vector<float> dbuf_local, sbuf_local;
+  // Scales prepared once per matmul by the caller (same target's layout), else computed here.
+  const bool use_pre = pre != nullptr && pre->group == kMaxTT && pre->n_tok == n_tok;
+  const int64_t nb = use_pre ? pre->nb : ActScales(kind, xq, x_stride, n_tok, n, dbuf_local, sbuf_local);
+  const std::vector<float>& dbuf = use_pre ? pre->d : dbuf_local;
+  const std::vector<float>& sbuf = use_pre ? pre->s : sbuf_local;
+  const bool has_s = kind == kQ4_1 || kind == kQ5_1 || kind == kQ4_0 || kind == kQ5_0;
   for (int64_t r = 0; r < n_rows; ++r) {
     const uint8_t* wr = w0 + r * w_stride;
     for (int64_t t0 = 0; t0 < n_tok; t0 += kMaxTT) {
@@ -622,7 +640,7 @@ HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, in
       for (int t = 0; t < tt; ++t) g.q[t] = xq + (t0 + t) * x_stride;
       if (nb > 0) {
         g.d4 = dbuf.data() + t0 * nb;  // group t0 / kMaxTT starts at (t0 / kMaxTT) * nb * kMaxTT
-        if (q81) g.s4 = sbuf.data() + t0 * nb;
+        if (has_s) g.s4 = sbuf.data() + t0 * nb;
       }
       float out[kMaxTT];
       switch (tt) {
@@ -661,12 +679,26 @@ float VecDot(uint32_t kind, DType t, const void* w, const void* x, int64_t n) {
   return DotAny(kind, t, static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(x), n);
 }
 
+void PrepareActs(uint32_t kind, const void* xqv, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep* out) {
+#if HWY_TARGET != HWY_SCALAR
+  out->nb = ActScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n, out->d, out->s);
+  out->group = kMaxTT;
+  out->n_tok = n_tok;
+#else
+  (void)kind, (void)xqv, (void)x_stride, (void)n;
+  out->group = 0;
+  out->n_tok = n_tok;
+#endif
+}
+
 void VecDotRows(uint32_t kind, DType t, const void* w0v, int64_t w_stride, int64_t n_rows, const void* xqv,
-                int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
+                int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
   const auto* w0 = static_cast<const uint8_t*>(w0v);
   const auto* xq = static_cast<const uint8_t*>(xqv);
 #if HWY_TARGET != HWY_SCALAR
-  if (TiledRows(kind, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n)) return;
+  if (TiledRows(kind, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n, pre)) return;
+#else
+  (void)pre;
 #endif
   for (int64_t r = 0; r < n_rows; ++r)
     for (int64_t tk = 0; tk < n_tok; ++tk) y[tk * y_stride + r] = DotAny(kind, t, w0 + r * w_stride, xq + tk * x_stride, n);
@@ -683,6 +715,7 @@ namespace specula::cpu {
 
 HWY_EXPORT(VecDot);
 HWY_EXPORT(VecDotRows);
+HWY_EXPORT(PrepareActs);
 HWY_EXPORT(TargetNameNow);
 
 namespace {
@@ -701,7 +734,7 @@ float vec_dot(DType w, const void* wrow, const void* xq, int64_t n) {
 }
 
 void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, const void* xq,
-                  int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n) {
+                  int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
   const detail::Kind k = detail::kind_of(w);
   if (!fast_ok(k, w, n)) {
     for (int64_t r = 0; r < n_rows; ++r)
@@ -710,8 +743,15 @@ void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, con
                                            static_cast<const uint8_t*>(xq) + t * x_stride, n);
     return;
   }
-  HWY_DYNAMIC_DISPATCH(VecDotRows)(k, w, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n);
+  HWY_DYNAMIC_DISPATCH(VecDotRows)(k, w, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n, pre);
 }
+void prepare_acts(DType w, const void* xq, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep& out) {
+  const detail::Kind k = detail::kind_of(w);
+  out.group = 0;
+  if (!fast_ok(k, w, n)) return;
+  HWY_DYNAMIC_DISPATCH(PrepareActs)(k, xq, x_stride, n_tok, n, &out);
+}
+
 
 bool has_fast_vec_dot(DType w) { return detail::kind_of(w) != detail::kNone; }
 

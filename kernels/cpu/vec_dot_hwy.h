@@ -20,8 +20,18 @@ float vec_dot(DType w, const void* wrow, const void* xq, int64_t n);
 // y[t * y_stride + r] = vec_dot(w, w0 + r * w_stride, xq + t * x_stride, n)
 // for r in [0, n_rows), t in [0, n_tok); strides in bytes for w/xq, in floats for y.
 // One dispatch for the whole tile; each weight row is used for all tokens before the next row.
+// Per-token block scales of quantized activations, prepared once per matmul for the tiled kernels
+// (optional: vec_dot_rows computes them itself without it). Layout is private to the kernels.
+struct ActPrep {
+  std::vector<float> d, s;
+  int64_t nb = 0, n_tok = 0;
+  int group = 0;  // 0: not prepared
+};
+void prepare_acts(DType w, const void* xq, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep& out);
+
 void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, const void* xq,
-                  int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n);
+                  int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
+                  const ActPrep* pre = nullptr);
 
 // Whether `w` has a SIMD kernel (others use ref::vec_dot).
 bool has_fast_vec_dot(DType w);
