@@ -57,10 +57,17 @@ void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1
   constexpr float NEG = -std::numeric_limits<float>::infinity();
   const int64_t group = a.n_head / a.n_head_kv;
   const int64_t n_pad = (a.n_kv + N - 1) / N * N;
+  // Scores of the visible keys only, compacted in slot order (idx: their slots). Everything after
+  // the scores runs over this compacted list, so the result depends only on the visible keys and
+  // their order, not on which slots they occupy or on how many masked slots lie between them (tree
+  // verification places a node's ancestors in non-contiguous slots).
   thread_local std::vector<float> sbuf, qbuf;
+  thread_local std::vector<int32_t> ibuf;
   if (static_cast<int64_t>(sbuf.size()) < n_pad) sbuf.resize(static_cast<size_t>(n_pad));
+  if (static_cast<int64_t>(ibuf.size()) < n_pad) ibuf.resize(static_cast<size_t>(n_pad));
   if (static_cast<int64_t>(qbuf.size()) < a.head_dim_k) qbuf.resize(static_cast<size_t>(a.head_dim_k));
   float* s = sbuf.data();
+  int32_t* idx = ibuf.data();
   float* q = qbuf.data();
   for (int64_t t = t0; t < t1; ++t) {
     const float* mask = a.mask + t * a.n_kv;
@@ -71,13 +78,11 @@ void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1
         hn::StoreU(hn::LoadU(df, qs + d), df, q + d);
         if constexpr (kF16) RoundF16(q + d);
       }
-      // Scores s[j] = scale * q.k_j + mask[j] (soft-capped when asked).
+      // Scores s = scale * q.k_j + mask[j] (soft-capped when asked) of the visible keys.
       float mx = NEG;
+      int64_t m = 0;
       for (int64_t j = 0; j < a.n_kv; ++j) {
-        if (mask[j] == NEG) {
-          s[j] = NEG;
-          continue;
-        }
+        if (mask[j] == NEG) continue;
         const int64_t off = (j * a.n_head_kv + hk) * a.head_dim_k;
         VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
         int64_t d = 0;
@@ -89,24 +94,29 @@ void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1
         float x = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
         if (a.softcap > 0.f) x = a.softcap * std::tanh(x * a.scale / a.softcap);
         else x *= a.scale;
-        s[j] = x + mask[j];
-        mx = std::max(mx, s[j]);
+        x += mask[j];
+        if (x == NEG) continue;
+        s[m] = x;
+        idx[m] = static_cast<int32_t>(j);
+        ++m;
+        mx = std::max(mx, x);
       }
       float* o = a.out + (t * a.n_head + h) * a.head_dim_v;
       std::fill(o, o + a.head_dim_v, 0.0f);
-      if (mx == NEG) continue;  // fully masked row: zeros
-      // p = exp(s - max) / sum, over lanes of fixed j (padding adds exact zeros).
-      for (int64_t j = a.n_kv; j < n_pad; ++j) s[j] = NEG;
+      if (m == 0) continue;  // fully masked row: zeros
+      // p = exp(s - max) / sum over the compacted list (padding lanes add exact zeros).
+      const int64_t m_pad = (m + N - 1) / N * N;
+      for (int64_t j = m; j < m_pad; ++j) s[j] = NEG;
       const VF vmx = hn::Set(df, mx), vneg = hn::Set(df, NEG), lo = hn::Set(df, -200.f);
       VF vsum = hn::Zero(df);
-      for (int64_t j = 0; j < n_pad; j += N) {
+      for (int64_t j = 0; j < m_pad; j += N) {
         const VF v = hn::LoadU(df, s + j);
         const VF e = hn::IfThenZeroElse(hn::Eq(v, vneg), hn::Exp(df, hn::Max(hn::Sub(v, vmx), lo)));
         hn::StoreU(e, df, s + j);
         vsum = hn::Add(vsum, e);
       }
       const VF vinv = hn::Set(df, 1.0f / hn::GetLane(hn::SumOfLanes(df, vsum)));
-      for (int64_t j = 0; j < n_pad; j += N) {
+      for (int64_t j = 0; j < m_pad; j += N) {
         hn::StoreU(hn::Mul(hn::LoadU(df, s + j), vinv), df, s + j);
         if constexpr (kF16) RoundF16(s + j);
       }
@@ -115,10 +125,10 @@ void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1
         const int64_t nv = std::min<int64_t>(8, (a.head_dim_v - d0) / N);
         VF acc[8];
         for (int u = 0; u < 8; ++u) acc[u] = hn::Zero(df);
-        for (int64_t j = 0; j < a.n_kv; ++j) {
+        for (int64_t j = 0; j < m; ++j) {
           if (s[j] == 0.0f) continue;
           const VF p = hn::Set(df, s[j]);
-          const int64_t off = (j * a.n_head_kv + hk) * a.head_dim_v + d0;
+          const int64_t off = (static_cast<int64_t>(idx[j]) * a.n_head_kv + hk) * a.head_dim_v + d0;
           for (int64_t u = 0; u < nv; ++u) acc[u] = hn::MulAdd(p, LoadRow<kF16>(a.v, off + u * N), acc[u]);
         }
         for (int64_t u = 0; u < nv; ++u) hn::StoreU(acc[u], df, o + d0 + u * N);

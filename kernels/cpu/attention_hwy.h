@@ -4,9 +4,10 @@
 // CPU path does); sums run in float instead of the reference's double, and exp is Highway's
 // vectorised exp, so results match the reference to ~1e-6 relative.
 //
-// Batch invariance: the arithmetic for one (token, head) pair does not depend on how many other
-// tokens are in the call or on masked-out slots (masked keys contribute exact zeros in fixed lanes),
-// so a token verified in a batch gets bit-identical attention to the same token decoded alone.
+// Batch invariance: the arithmetic for one (token, head) pair depends only on its visible keys (in
+// slot order), not on how many other tokens are in the call, on masked-out slots, or on which slots
+// the visible keys occupy. So a token verified in a batch, or as a node of a token tree whose
+// ancestors sit in non-contiguous slots, gets bit-identical attention to the same token decoded alone.
 #include <cstdint>
 
 #include "kernels/ops.h"

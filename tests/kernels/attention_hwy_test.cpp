@@ -2,6 +2,7 @@
 // the batch-invariance property speculative decoding relies on.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -129,6 +130,34 @@ TEST(AttentionHwy, BatchInvariant) {
       cpu::attention_rows(b, 0, 1, 0, c.nh);
       for (int64_t i = 0; i < c.nh * c.hd; ++i) ASSERT_EQ(o1[static_cast<size_t>(i)], batch[static_cast<size_t>(t * c.nh * c.hd + i)]) << "t=" << t;
     }
+  }
+}
+
+// Tree verification: the same visible keys, in the same order, spread over other slots with masked
+// slots between them, give bit-identical output.
+TEST(AttentionHwy, InvariantToWhereVisibleKeysSit) {
+  simd_test::TargetGuard guard;
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    const Case c{1, 4, 2, 64, 21, KvDType::F16, 0.f};
+    Data dense = make(c, 13);
+    for (auto& m : dense.mask) m = 0.f;
+    std::vector<float> o1;
+    cpu::attention_rows(args(c, dense, o1), 0, 1, 0, c.nh);
+    // Spread: slot 3*j + 1 holds key j; every other slot holds garbage and is masked.
+    const Case w{1, 4, 2, 64, 3 * 21 + 2, KvDType::F16, 0.f};
+    Data spread = make(w, 14);
+    const size_t row = static_cast<size_t>(c.nkv * c.hd);
+    for (int64_t j = 0; j < c.n_kv; ++j) {
+      std::copy_n(dense.k16.begin() + static_cast<std::ptrdiff_t>(j * row), row, spread.k16.begin() + static_cast<std::ptrdiff_t>((3 * j + 1) * row));
+      std::copy_n(dense.v16.begin() + static_cast<std::ptrdiff_t>(j * row), row, spread.v16.begin() + static_cast<std::ptrdiff_t>((3 * j + 1) * row));
+    }
+    spread.q = dense.q;
+    for (int64_t j = 0; j < w.n_kv; ++j) spread.mask[static_cast<size_t>(j)] = j % 3 == 1 ? 0.f : NEG;
+    std::vector<float> o2;
+    cpu::attention_rows(args(w, spread, o2), 0, 1, 0, c.nh);
+    ASSERT_EQ(o1, o2);
   }
 }
 
