@@ -71,8 +71,21 @@ void BM_Attention(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
 }
-BENCHMARK(BM_Attention<false>)->Args({256, 1})->Args({256, 8})->Name("ops::attention[9h/3kv,64]");
+BENCHMARK(BM_Attention<false>)->Args({256, 1})->Args({256, 8})->Args({512, 64})->Name("ops::attention[9h/3kv,64]");
 BENCHMARK(BM_Attention<true>)->Args({256, 1})->Args({256, 8})->Name("ref::attention[9h/3kv,64]");
+
+// Gated activations over SmolLM2's MLP width x range(1) tokens; range(0): 0 ref, 1 dispatched (SIMD).
+void BM_GeluMul(benchmark::State& st) {
+  const int64_t n = 1536 * st.range(1);
+  std::vector<float> g(static_cast<size_t>(n), 0.3f), u(g), o(g);
+  for (auto _ : st) {
+    if (st.range(0) == 0) ref::gelu_tanh_mul(g.data(), u.data(), o.data(), n);
+    else ops::gelu_tanh_mul(g.data(), u.data(), o.data(), n);
+    benchmark::DoNotOptimize(o.data());
+  }
+  st.SetItemsProcessed(st.iterations() * n);
+}
+BENCHMARK(BM_GeluMul)->ArgsProduct({{0, 1}, {1, 64}});
 
 void BM_RmsNorm(benchmark::State& st) {
   std::vector<float> x(576, 0.5f), w(576, 1.f), y(576);

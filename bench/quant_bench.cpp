@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/cpu/quant_hwy.h"
 #include "kernels/reference/quant.h"
 
 namespace {
@@ -72,21 +73,23 @@ void BM_VecDot(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(row.size()));
 }
 
+// range(1): 0 = reference, 1 = SIMD (kernels/cpu/quant_hwy).
 void BM_QuantizeActivations(benchmark::State& st) {
   const DType t = st.range(0) == 0 ? DType::Q8_0 : st.range(0) == 1 ? DType::Q8_1 : DType::Q8_K;
   const auto x = make_x();
   std::vector<uint8_t> xq(static_cast<size_t>(specula::row_bytes(t, kN)));
   for (auto _ : st) {
-    specula::ref::quantize_row(t, x.data(), xq.data(), kN);
+    if (st.range(1) == 0) specula::ref::quantize_row(t, x.data(), xq.data(), kN);
+    else specula::cpu::quantize_row(t, x.data(), xq.data(), kN);
     benchmark::DoNotOptimize(xq.data());
   }
-  st.SetLabel(std::string(specula::dtype_traits(t).name));
+  st.SetLabel(std::string(specula::dtype_traits(t).name) + (st.range(1) == 0 ? " ref" : " simd"));
   st.SetItemsProcessed(st.iterations() * kN);
 }
 
 constexpr int kLast = static_cast<int>(sizeof(kTypes) / sizeof(kTypes[0])) - 1;
 BENCHMARK(BM_Dequantize)->DenseRange(0, kLast);
 BENCHMARK(BM_VecDot)->DenseRange(0, kLast);
-BENCHMARK(BM_QuantizeActivations)->DenseRange(0, 2);
+BENCHMARK(BM_QuantizeActivations)->ArgsProduct({{0, 1, 2}, {0, 1}});
 
 }  // namespace

@@ -111,11 +111,11 @@ void BM_QMatmul(benchmark::State& st) {
 
 void QMatmulArgs(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::Q4_1, DType::Q8_0, DType::Q5_0})
-    for (int T : {1, 4, 8}) b->Args({static_cast<int64_t>(t), T});
+    for (int T : {1, 4, 8, 64}) b->Args({static_cast<int64_t>(t), T});
 }
 void KMatmulArgs(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::Q4_K, DType::Q6_K})
-    for (int T : {1, 4, 8}) b->Args({static_cast<int64_t>(t), T});
+    for (int T : {1, 4, 8, 64}) b->Args({static_cast<int64_t>(t), T});
 }
 BENCHMARK(BM_QMatmul<false>)->Apply(QMatmulArgs)->Name("ops::matmul_q[1536x576]");
 BENCHMARK(BM_QMatmul<true>)->Apply(QMatmulArgs)->Name("ref::matmul_q[1536x576]");

@@ -229,6 +229,7 @@ constexpr int kMaxTT = 4;
 // (d: f16 block scale; s: q8_1's d * sum(q)).
 struct XGroup {
   const uint8_t* q[kMaxTT];
+  const uint8_t* yi = nullptr;  // 32-blocks: the group's activation blocks interleaved [block][kMaxTT]
   const float* d4 = nullptr;  // [block][kMaxTT]: token t's block scale at [kMaxTT * block + t]
   const float* s4 = nullptr;  // [block][kMaxTT]: q8_1 sums, same layout
 };
@@ -304,6 +305,18 @@ HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
 // kMinAt: byte offset of the per-block f16 factor m of the extra term sum_blocks m * s_token (q4_1 /
 // q5_1: the block min at 2, with s = q8_1's d * sum(q); q4_0 / q5_0: the scale itself at 0, with
 // s = -offset * d * sum(q), which folds the weights' constant offset out of the integer loop); -1: none.
+// The per-token scales were just stored; an empty asm makes the compiler re-read them, so each
+// token's scale is one broadcast load rather than a chain of lane shuffles (shuffle ports are the
+// bottleneck of the token loop otherwise). No effect on values.
+template <size_t K>
+HWY_INLINE void ScalesViaMemory(float (&a)[K], float (&b)[K]) {
+#if defined(__GNUC__)
+  asm volatile("" : "+m"(a), "+m"(b));
+#else
+  (void)a, (void)b;
+#endif
+}
+
 template <int TT, int64_t kXB, int64_t kYB, int64_t kYQ, int kMinAt, class W, class U, class S>
 HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out, U unpack, S isum) {
   constexpr bool kMin = kMinAt >= 0;
@@ -321,10 +334,12 @@ HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out,
     unpack(x + kXB, w1);
     hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + kMaxTT * i)), d4, sc0);
     hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x + kXB))), hn::Load(d4, g.d4 + kMaxTT * (i + 1))), d4, sc1);
+    ScalesViaMemory(sc0, sc1);
+    const uint8_t* yb = g.yi + i * kMaxTT * kYB + kYQ;
     for (int t = 0; t < TT; ++t) {
-      const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
+      const auto* y = reinterpret_cast<const int8_t*>(yb + t * kYB);
       acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
-      acc1[t] = ScaleAcc(isum(w1, y + kYB), sc1[t], acc1[t]);
+      acc1[t] = ScaleAcc(isum(w1, y + kMaxTT * kYB), sc1[t], acc1[t]);
     }
     if constexpr (kMin) {
       ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kMinAt))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
@@ -335,8 +350,10 @@ HWY_INLINE void Row32(const uint8_t* x, const XGroup& g, int64_t nb, float* out,
     W w0;
     unpack(x, w0);
     hn::Store(hn::Mul(hn::Set(d4, H2F(ld16(x))), hn::Load(d4, g.d4 + kMaxTT * i)), d4, sc0);
+    ScalesViaMemory(sc0, sc1);
+    const uint8_t* yb = g.yi + i * kMaxTT * kYB + kYQ;
     for (int t = 0; t < TT; ++t) {
-      const auto* y = reinterpret_cast<const int8_t*>(g.q[t] + i * kYB + kYQ);
+      const auto* y = reinterpret_cast<const int8_t*>(yb + t * kYB);
       acc0[t] = ScaleAcc(isum(w0, y), sc0[t], acc0[t]);
     }
     if constexpr (kMin) ms0 = hn::MulAdd(hn::Set(d4, H2F(ld16(x + kMinAt))), hn::Load(d4, g.s4 + kMaxTT * i), ms0);
@@ -588,7 +605,7 @@ HWY_INLINE bool RowKernel(uint32_t kind, const uint8_t* w, const XGroup& g, int6
 // Float copies of the activation blocks' f16 scales (d) and q8_1 sums (s), laid out per group of
 // kMaxTT tokens as [group][block][kMaxTT] (lanes of missing tokens are zero).
 HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
-                             std::vector<float>& d, std::vector<float>& s) {
+                             std::vector<float>& d, std::vector<float>& s, std::vector<uint8_t>& yi) {
   const bool q81 = kind == kQ4_1 || kind == kQ5_1;
   const bool q80 = kind == kQ4_0 || kind == kQ5_0 || kind == kQ8_0;
   if (!q81 && !q80) return 0;
@@ -600,12 +617,15 @@ HWY_INLINE int64_t ActScales(uint32_t kind, const uint8_t* xq, int64_t x_stride,
   const size_t size = static_cast<size_t>(n_groups * nb * kMaxTT);
   if (d.size() < size) d.resize(size);
   if (has_s && s.size() < size) s.resize(size);
+  if (yi.size() < size * static_cast<size_t>(yb)) yi.resize(size * static_cast<size_t>(yb));
   for (int64_t gi = 0; gi < n_groups; ++gi)
     for (int t = 0; t < kMaxTT; ++t) {
       const int64_t tok = gi * kMaxTT + t;
       const uint8_t* y = xq + tok * x_stride;
       for (int64_t i = 0; i < nb; ++i, y += yb) {
         const size_t at = static_cast<size_t>((gi * nb + i) * kMaxTT + t);
+        if (tok < n_tok) std::memcpy(yi.data() + at * static_cast<size_t>(yb), y, static_cast<size_t>(yb));
+        else std::memset(yi.data() + at * static_cast<size_t>(yb), 0, static_cast<size_t>(yb));
         d[at] = tok < n_tok ? H2F(ld16(y)) : 0.f;
         if (q81) s[at] = tok < n_tok ? H2F(ld16(y + 2)) : 0.f;
         if (offset != 0) {
@@ -626,9 +646,12 @@ HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, in
                           const ActPrep* pre = nullptr) {
   if (!HasRows(kind)) return false;
   thread_local std::vector<float> dbuf_local, sbuf_local;
+  thread_local std::vector<uint8_t> ybuf_local;
   // Scales prepared once per matmul by the caller (same target's layout), else computed here.
   const bool use_pre = pre != nullptr && pre->group == kMaxTT && pre->n_tok == n_tok;
-  const int64_t nb = use_pre ? pre->nb : ActScales(kind, xq, x_stride, n_tok, n, dbuf_local, sbuf_local);
+  const int64_t nb = use_pre ? pre->nb : ActScales(kind, xq, x_stride, n_tok, n, dbuf_local, sbuf_local, ybuf_local);
+  const std::vector<uint8_t>& ybuf = use_pre ? pre->yi : ybuf_local;
+  const int64_t yb = kind == kQ4_1 || kind == kQ5_1 ? 36 : 34;
   const std::vector<float>& dbuf = use_pre ? pre->d : dbuf_local;
   const std::vector<float>& sbuf = use_pre ? pre->s : sbuf_local;
   const bool has_s = kind == kQ4_1 || kind == kQ5_1 || kind == kQ4_0 || kind == kQ5_0;
@@ -640,6 +663,7 @@ HWY_INLINE bool TiledRows(uint32_t kind, const uint8_t* w0, int64_t w_stride, in
       for (int t = 0; t < tt; ++t) g.q[t] = xq + (t0 + t) * x_stride;
       if (nb > 0) {
         g.d4 = dbuf.data() + t0 * nb;  // group t0 / kMaxTT starts at (t0 / kMaxTT) * nb * kMaxTT
+        g.yi = ybuf.data() + t0 * nb * yb;
         if (has_s) g.s4 = sbuf.data() + t0 * nb;
       }
       float out[kMaxTT];
@@ -681,7 +705,7 @@ float VecDot(uint32_t kind, DType t, const void* w, const void* x, int64_t n) {
 
 void PrepareActs(uint32_t kind, const void* xqv, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep* out) {
 #if HWY_TARGET != HWY_SCALAR
-  out->nb = ActScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n, out->d, out->s);
+  out->nb = ActScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n, out->d, out->s, out->yi);
   out->group = kMaxTT;
   out->n_tok = n_tok;
 #else

@@ -24,6 +24,7 @@ float vec_dot(DType w, const void* wrow, const void* xq, int64_t n);
 // (optional: vec_dot_rows computes them itself without it). Layout is private to the kernels.
 struct ActPrep {
   std::vector<float> d, s;
+  std::vector<uint8_t> yi;
   int64_t nb = 0, n_tok = 0;
   int group = 0;  // 0: not prepared
 };
