@@ -61,7 +61,10 @@ void Sampler::distribution(std::span<const float> logits, std::span<const Token>
     size_t keep = n;
     if (cfg_.top_k > 0) keep = std::min<size_t>(keep, static_cast<size_t>(cfg_.top_k));
     auto by_prob = [&](int32_t a, int32_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
-    std::sort(idx.begin(), idx.end(), by_prob);
+    // Only the first `keep` ranks matter: with top-k a partial sort gives the same order (by_prob is a
+    // strict total order) at a fraction of the cost of sorting the whole vocabulary.
+    if (keep < n) std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(keep), idx.end(), by_prob);
+    else std::sort(idx.begin(), idx.end(), by_prob);
     if (cfg_.top_p < 1.f) {
       double cum = 0.0;
       size_t k = 0;

@@ -21,6 +21,7 @@ Command add_generate(CLI::App& app);
 Command add_models(CLI::App& app);
 Command add_perplexity(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_spec_bench(CLI::App& app);
 
 // Shared model options (--model, --weights-dtype, --threads, --kv-dtype).
 struct ModelOptions {

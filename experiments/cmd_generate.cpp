@@ -1,4 +1,4 @@
-// specula generate: plain (or, later, speculative) decoding from the command line.
+// specula generate: plain or speculative (--draft) decoding from the command line.
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -6,7 +6,9 @@
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/tokenizer.h"
+#include "draft/registry.h"
 #include "experiments/cli.h"
+#include "experiments/spec_options.h"
 
 namespace specula::cli {
 
@@ -17,6 +19,9 @@ struct GenerateArgs {
   bool chat = false, json = false, ignore_eos = false, no_special = false;
   int64_t max_tokens = 128, context = 0;
   SamplerConfig sc;
+  std::string draft;      // --draft SPEC: speculative decoding
+  SpecOptions spec;
+  bool baseline = false;  // also run plain decoding in the same process and report the speedup
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -45,40 +50,99 @@ int run_generate(const GenerateArgs& a) {
     fail("prompt ({} tokens) + --max-tokens ({}) exceed the model's context length {}", prompt.size(), a.max_tokens,
          model->config().n_ctx_train);
   Sampler sampler(a.sc);
-  Rng rng(a.sc.seed);
-  std::string streamed;
   auto on_token = [&](Token t) {
     if (a.json) return;
     if (tok.is_eog(t) && !a.ignore_eos) return;
     std::fputs(tok.token_to_piece(t).c_str(), stdout);
     std::fflush(stdout);
   };
-  GenerateResult r = generate(*model, prompt, gc, sampler, rng, on_token);
   DecodeOptions dopt;
   dopt.remove_special = true;
   dopt.unparse_special = false;
-  const std::string out_text = tok.decode(r.tokens, dopt);
+  nlohmann::json j;
+  j["model"] = model->path();
+  j["prompt_tokens"] = prompt.size();
+  j["sampler"] = {{"temperature", a.sc.temperature}, {"top_k", a.sc.top_k}, {"top_p", a.sc.top_p},
+                  {"min_p", a.sc.min_p}, {"repetition_penalty", a.sc.repetition_penalty}, {"seed", a.sc.seed}};
+
+  if (a.draft.empty()) {
+    if (a.baseline) fail("--baseline needs --draft SPEC (it compares speculative with plain decoding)");
+    Rng rng(a.sc.seed);
+    GenerateResult r = generate(*model, prompt, gc, sampler, rng, on_token);
+    const std::string out_text = tok.decode(r.tokens, dopt);
+    if (a.json) {
+      j["tokens"] = r.tokens;
+      j["text"] = out_text;
+      j["stopped_at_eog"] = r.stopped_at_eog;
+      j["stats"] = {{"tau", 1.0},
+                    {"acceptance_by_position", nlohmann::json::array()},
+                    {"tokens_per_s", r.decode_tok_s()},
+                    {"prefill_s", r.prefill_s},
+                    {"decode_s", r.decode_s},
+                    {"draft_s", 0.0},
+                    {"verify_s", r.decode_s},
+                    {"lossy", false}};
+      std::puts(j.dump(2).c_str());
+    } else {
+      std::fprintf(stderr, "\n[%zu prompt tokens, %zu generated, prefill %.2f s, decode %.1f tok/s]\n", prompt.size(),
+                   r.tokens.size(), r.prefill_s, r.decode_tok_s());
+    }
+    return 0;
+  }
+
+  // Speculative decoding.
+  SpecConfig spc;
+  spc.gen = gc;
+  a.spec.apply(spc);
+  spc.validate();
+  const int64_t ctx = gc.context > 0 ? gc.context : static_cast<int64_t>(prompt.size()) + a.max_tokens;
+  if (spc.k > ctx - static_cast<int64_t>(prompt.size()))
+    fail("--k {} is larger than the context left after the {}-token prompt ({} of {} tokens)", spc.k, prompt.size(),
+         ctx - static_cast<int64_t>(prompt.size()), ctx);
+  DrafterOptions dopts;
+  dopts.kv_dtype = gc.kv_dtype;
+  auto drafter = make_drafter(a.draft, *model, dopts);
+  auto verifier = make_verifier(a.spec.mode(), a.sc, a.spec.typical);
+  GenerateResult base;
+  if (a.baseline) {
+    Rng rng(a.sc.seed);
+    base = generate(*model, prompt, gc, sampler, rng);
+  }
+  Rng rng(a.sc.seed);
+  SpecResult r = speculative_generate(*model, *drafter, *verifier, prompt, spc, sampler, rng, on_token);
+  const SpecStats& st = r.stats;
+  const double speedup = base.decode_tok_s() > 0 ? st.tokens_per_s() / base.decode_tok_s() : 0;
   if (a.json) {
-    nlohmann::json j;
-    j["model"] = model->path();
     j["tokens"] = r.tokens;
-    j["text"] = out_text;
-    j["prompt_tokens"] = prompt.size();
+    j["text"] = tok.decode(r.tokens, dopt);
     j["stopped_at_eog"] = r.stopped_at_eog;
-    j["sampler"] = {{"temperature", a.sc.temperature}, {"top_k", a.sc.top_k}, {"top_p", a.sc.top_p},
-                    {"min_p", a.sc.min_p}, {"repetition_penalty", a.sc.repetition_penalty}, {"seed", a.sc.seed}};
-    j["stats"] = {{"tau", 1.0},
-                  {"acceptance_by_position", nlohmann::json::array()},
-                  {"tokens_per_s", r.decode_tok_s()},
-                  {"prefill_s", r.prefill_s},
-                  {"decode_s", r.decode_s},
-                  {"draft_s", 0.0},
-                  {"verify_s", r.decode_s},
-                  {"lossy", false}};
+    j["drafter"] = drafter->describe();
+    j["verifier"] = verifier->name();
+    j["lossy"] = verifier->lossy();
+    j["k"] = spc.k;
+    j["draft_length"] = a.spec.adaptive ? "adaptive" : "fixed";
+    if (a.spec.adaptive) j["k_range"] = {spc.k_min, spc.k_max};
+    j["stats"] = spec_stats_json(st, verifier->lossy());
+    if (a.baseline) {
+      j["baseline"] = {{"tokens", base.tokens.size()},
+                       {"tokens_per_s", base.decode_tok_s()},
+                       {"prefill_s", base.prefill_s},
+                       {"decode_s", base.decode_s},
+                       {"same_tokens", base.tokens == r.tokens}};
+      j["speedup"] = speedup;
+      j["cost_model"] = cost_model_json(st, base.decode_s, static_cast<int64_t>(base.tokens.size()));
+    }
     std::puts(j.dump(2).c_str());
   } else {
-    std::fprintf(stderr, "\n[%zu prompt tokens, %zu generated, prefill %.2f s, decode %.1f tok/s]\n", prompt.size(),
-                 r.tokens.size(), r.prefill_s, r.decode_tok_s());
+    std::fprintf(stderr,
+                 "\n[%s%s: %zu prompt tokens, %zu generated, %.1f tok/s, tau %.2f, acceptance %.2f, draft %.2f s, verify "
+                 "%.2f s, other %.2f s]\n",
+                 drafter->describe().c_str(), verifier->lossy() ? " (LOSSY acceptance)" : "", prompt.size(),
+                 r.tokens.size(), st.tokens_per_s(), st.tau(), st.acceptance_rate(), st.draft_s, st.verify_s,
+                 st.bookkeeping_s);
+    if (a.baseline)
+      std::fprintf(stderr, "[baseline: plain decoding %.1f tok/s; speedup %.2fx; %s]\n", base.decode_tok_s(), speedup,
+                   base.tokens == r.tokens ? "same tokens" : "tokens differ");
   }
   return 0;
 }
@@ -104,6 +168,11 @@ Command add_generate(CLI::App& app) {
   sub->add_option("--repeat-last-n", a->sc.repeat_last_n, "History window of the repetition penalty")->capture_default_str();
   sub->add_option("--seed", a->sc.seed, "RNG seed (same seed + config = same tokens)")->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON object (tokens, text, prompt_tokens, stats)");
+  sub->add_option("--draft", a->draft, "Speculative decoding with this drafter SPEC:\n" + drafter_help());
+  a->spec.add(*sub);
+  sub->add_flag("--baseline", a->baseline,
+                "With --draft: also run plain decoding of the same target in this process; report speedup and the "
+                "cost model (c, V, a)");
   return {sub, [a] { return run_generate(*a); }};
 }
 

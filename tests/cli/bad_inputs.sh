@@ -42,5 +42,24 @@ expect_error repetition-penalty "repetition penalty" "$SPECULA" generate -m "$MO
 expect_error weights-dtype "weights-dtype" "$SPECULA" generate -m "$MODEL" --weights-dtype int3 --prompt hi
 expect_error perplexity-data "cannot read" "$SPECULA" perplexity -m "$MODEL" --data "$tmp/missing.txt"
 expect_error perplexity-stride "stride" "$SPECULA" perplexity -m "$MODEL" --data "$MODEL" --ctx 16 --stride 32
+# Speculative decoding (--draft)
+GEMMA=$(dirname "$MODEL")/gemma-3-270m-q4_k_m.gguf
+D=("$SPECULA" generate -m "$MODEL" --prompt hi -n 8)
+if [ -f "$GEMMA" ]; then
+  expect_error draft-vocab-mismatch "different vocabularies" "${D[@]}" --draft "model:path=$GEMMA"
+fi
+expect_error draft-k-zero "k=0" "${D[@]}" --draft ngram --k 0
+expect_error draft-k-negative "k=-2" "${D[@]}" --draft ngram --k -2
+expect_error draft-k-beyond-context "context left" "${D[@]}" --draft ngram --k 12
+expect_error draft-k-beyond-depth "maximum draft depth" "$SPECULA" generate -m "$MODEL" --prompt hi -n 64 --draft ngram --k 20
+expect_error draft-tree-too-large "exceeds the limit of 64 nodes" "$SPECULA" generate -m "$MODEL" --prompt hi -n 64 --draft ngram:branches=9 --k 8
+expect_error draft-unknown-name "unknown drafter 'medusa'" "${D[@]}" --draft medusa
+expect_error draft-unknown-key "unknown key 'maxx'" "${D[@]}" --draft ngram:maxx=3
+expect_error draft-bad-value "layers=99" "${D[@]}" --draft early-exit:layers=99
+expect_error draft-bad-skip "skip list" "${D[@]}" --draft layerskip:skip=a-b
+expect_error draft-missing-path "missing required key 'path'" "${D[@]}" --draft model
+expect_error draft-model-not-found "nope.gguf" "${D[@]}" --draft model:path=nope.gguf
+expect_error draft-adaptive-range "k-max" "${D[@]}" --draft ngram --k 4 --adaptive --k-max 2
+expect_error draft-baseline-alone "--baseline needs --draft" "${D[@]}" --baseline
 echo "$fails failed"
 [ $fails -eq 0 ]

@@ -1,0 +1,91 @@
+// Units without models: SPEC strings, strategies (spec + YAML), n-gram proposals, draft trees.
+#include <gtest/gtest.h>
+
+#include "core/model_config.h"
+#include "core/spec_string.h"
+#include "draft/ngram_drafter.h"
+#include "sparsity/strategy.h"
+#include "tests/test_util.h"
+
+namespace specula {
+namespace {
+
+ModelConfig cfg30() {
+  ModelConfig c;
+  c.n_layer = 30;
+  return c;
+}
+
+TEST(SpecString, ParsesListValuesAndReportsBadKeys) {
+  SpecString s = SpecString::parse("layerskip:skip=3,5,10-12,branches=2");
+  EXPECT_EQ(s.name, "layerskip");
+  EXPECT_EQ(s.kv.at("skip"), "3,5,10-12");
+  EXPECT_EQ(s.take_int("branches", 1, 1, 64), 2);
+  EXPECT_EQ(parse_int_list(s.take_required("skip"), "skip"), (std::vector<int64_t>{3, 5, 10, 11, 12}));
+  s.expect_empty({});
+  test::expect_error([] { SpecString::parse(":x=1"); }, {"invalid spec"});
+  test::expect_error([] { SpecString::parse("ngram:max"); }, {"ngram:max", "key=value"});
+  test::expect_error([] { SpecString::parse("ngram:max=1,max=2"); }, {"'max' given twice"});
+  SpecString t = SpecString::parse("ngram:bogus=1");
+  test::expect_error([&] { t.expect_empty({"min", "max"}); }, {"unknown key 'bogus'", "min, max"});
+  SpecString u = SpecString::parse("x:k=abc");
+  test::expect_error([&] { u.take_int("k", 0, 1, 9); }, {"k=abc", "[1, 9]"});
+}
+
+TEST(Strategy, BuildsFromSpecAndYaml) {
+  const ModelConfig c = cfg30();
+  auto e = make_strategy("early-exit:layers=8", c);
+  EXPECT_EQ(e->forward_plan().exit_after, 8);
+  EXPECT_FALSE(e->exact());
+  EXPECT_TRUE(e->plan(8, {}).skip);
+  EXPECT_FALSE(e->plan(7, {}).skip);
+  auto s = make_strategy(YAML::Load("{name: layerskip, skip: [3, 5, 7]}"), "draft.strategy", c);
+  ASSERT_EQ(s->forward_plan().skip_layer.size(), 30u);
+  EXPECT_TRUE(s->forward_plan().skip_layer[5]);
+  EXPECT_FALSE(s->forward_plan().skip_layer[4]);
+  EXPECT_NE(s->describe().find("3,5,7"), std::string::npos);
+  test::expect_error([&] { make_strategy("early-exit:layers=30", c); }, {"layers=30", "[1, 29]"});
+  test::expect_error([&] { make_strategy("early-exit", c); }, {"missing required key 'layers'"});
+  test::expect_error([&] { make_strategy("layerskip:skip=0-29", c); }, {"all 30 layers"});
+  test::expect_error([&] { make_strategy("layerskip:skip=40", c); }, {"invalid layer 40"});
+  test::expect_error([&] { make_strategy("early-exit:layers=3,foo=1", c); }, {"unknown key 'foo'", "layers"});
+  test::expect_error([&] { make_strategy("nope", c); }, {"unknown strategy 'nope'", "early-exit", "layerskip"});
+  test::expect_error([&] { make_strategy(YAML::Load("{name: early-exit, layer: 3}"), "draft.strategy", c); },
+                     {"draft.strategy.layer", "unknown key"});
+}
+
+TEST(NgramDrafter, ProposesContinuationOfLatestLongestMatch) {
+  NgramConfig nc;
+  nc.min_ngram = 1;
+  nc.max_ngram = 3;
+  NgramDrafter d(nc);
+  // ... 1 2 3 [9 9] ... 7 2 3 [5 6] ... 2 3  -> longest match "2 3" most recent: continuation 5 6 ...
+  const std::vector<Token> s = {1, 2, 3, 9, 9, 4, 7, 2, 3, 5, 6, 8, 2, 3};
+  DraftContext ctx;
+  ctx.tokens = s;
+  Draft out;
+  d.propose(ctx, 3, out);
+  ASSERT_EQ(out.size(), 3);
+  EXPECT_TRUE(out.is_chain());
+  EXPECT_EQ(out.nodes[0].token, 5);
+  EXPECT_EQ(out.nodes[1].token, 6);
+  EXPECT_EQ(out.nodes[2].token, 8);
+  // Tree: a second candidate (the older "2 3" -> 9 9 4) becomes a sibling branch.
+  nc.branches = 2;
+  NgramDrafter t(nc);
+  t.propose(ctx, 3, out);
+  ASSERT_EQ(out.size(), 6);
+  EXPECT_FALSE(out.is_chain());
+  EXPECT_EQ(out.nodes[3].token, 9);
+  EXPECT_EQ(out.nodes[3].parent, -1);
+  EXPECT_EQ(out.nodes[5].depth, 3);
+  // No match: nothing proposed.
+  const std::vector<Token> none = {1, 2, 3, 4};
+  ctx.tokens = none;
+  d.propose(ctx, 3, out);
+  EXPECT_TRUE(out.empty());
+  test::expect_error([] { NgramDrafter({3, 2, 1}); }, {"max=2", "min"});
+}
+
+}  // namespace
+}  // namespace specula

@@ -1,0 +1,140 @@
+#include "verify/verifier.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace specula {
+
+void Verifier::index_children(const Draft& d) {
+  const size_t n = d.nodes.size();
+  first_child_.assign(n + 1, -1);
+  last_child_.assign(n + 1, -1);
+  next_sibling_.assign(n, -1);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t p = static_cast<size_t>(d.nodes[i].parent + 1);
+    if (first_child_[p] < 0) first_child_[p] = static_cast<int32_t>(i);
+    else next_sibling_[static_cast<size_t>(last_child_[p])] = static_cast<int32_t>(i);
+    last_child_[p] = static_cast<int32_t>(i);
+  }
+}
+
+void GreedyVerifier::accept(const Draft& draft, const Logits& logits, std::span<const Token> history,
+                            const Sampler& sampler, Rng& rng, Accepted& out) {
+  out.clear();
+  index_children(draft);
+  const bool penalty = sampler.config().repetition_penalty != 1.f;
+  if (penalty) hist_.assign(history.begin(), history.end());
+  int32_t cur = -1;
+  for (;;) {
+    auto row = logits.row(cur + 1);
+    // The token plain greedy decoding would emit here (argmax, after the repetition penalty if any).
+    const Token t = penalty ? sampler.sample(row, hist_, rng) : Sampler::argmax(row);
+    int32_t c = first_child(cur);
+    while (c >= 0 && draft.nodes[static_cast<size_t>(c)].token != t) c = next_sibling(c);
+    out.tokens.push_back(t);
+    if (c < 0) {
+      out.all_accepted = first_child(cur) < 0;
+      return;
+    }
+    out.path.push_back(c);
+    ++out.n_accepted;
+    if (penalty) hist_.push_back(t);
+    cur = c;
+  }
+}
+
+void SpeculativeSamplingVerifier::accept(const Draft& draft, const Logits& logits, std::span<const Token> history,
+                                         const Sampler& sampler, Rng& rng, Accepted& out) {
+  out.clear();
+  index_children(draft);
+  hist_.assign(history.begin(), history.end());
+  int32_t cur = -1;
+  for (;;) {
+    sampler.distribution(logits.row(cur + 1), hist_, p_);
+    int32_t c = first_child(cur);
+    out.all_accepted = c < 0;
+    int32_t taken = -1;
+    for (; c >= 0; c = next_sibling(c)) {
+      const Token x = draft.nodes[static_cast<size_t>(c)].token;
+      const float qx = draft.q_of_token(c);
+      if (!(qx > 0.f)) fail("drafter proposed token {} with draft probability {}: q must be > 0 at its token", x, qx);
+      // Accept with probability min(1, p(x) / q(x)).
+      const double u = rng.uniform();
+      if (u * qx < p_[static_cast<size_t>(x)]) {
+        taken = c;
+        break;
+      }
+      // Rejected: p <- normalise(max(0, p - q)).
+      const std::span<const float> q = draft.q(c);
+      double s = 0;
+      if (q.empty()) {
+        p_[static_cast<size_t>(x)] = 0.f;
+        for (float v : p_) s += v;
+      } else {
+        for (size_t i = 0; i < p_.size(); ++i) {
+          p_[i] = std::max(0.f, p_[i] - q[i]);
+          s += p_[i];
+        }
+      }
+      // s == 0 only when p <= q everywhere, i.e. p == q: then the rejection had probability 0 (rounding).
+      if (!(s > 0)) {
+        sampler.distribution(logits.row(cur + 1), hist_, p_);
+        s = 1;
+      }
+      const float inv = static_cast<float>(1.0 / s);
+      for (auto& v : p_) v *= inv;
+    }
+    if (taken < 0) {
+      out.tokens.push_back(Sampler::sample_from(p_, rng));
+      return;
+    }
+    const Token x = draft.nodes[static_cast<size_t>(taken)].token;
+    out.tokens.push_back(x);
+    out.path.push_back(taken);
+    ++out.n_accepted;
+    hist_.push_back(x);
+    cur = taken;
+  }
+}
+
+TypicalAcceptanceVerifier::TypicalAcceptanceVerifier(TypicalConfig cfg) : cfg_(cfg) {
+  if (!(cfg_.epsilon > 0.f && cfg_.epsilon <= 1.f)) fail("invalid typical epsilon {}: expected 0 < epsilon <= 1", cfg_.epsilon);
+  if (!(cfg_.delta > 0.f && cfg_.delta <= 1.f)) fail("invalid typical delta {}: expected 0 < delta <= 1", cfg_.delta);
+}
+
+void TypicalAcceptanceVerifier::accept(const Draft& draft, const Logits& logits, std::span<const Token> history,
+                                       const Sampler& sampler, Rng& rng, Accepted& out) {
+  out.clear();
+  index_children(draft);
+  hist_.assign(history.begin(), history.end());
+  int32_t cur = -1;
+  for (;;) {
+    sampler.distribution(logits.row(cur + 1), hist_, p_);
+    double h = 0;  // entropy of p (nats)
+    for (float v : p_)
+      if (v > 0.f) h -= v * std::log(static_cast<double>(v));
+    const double thr = std::min<double>(cfg_.epsilon, cfg_.delta * std::exp(-h));
+    int32_t c = first_child(cur);
+    out.all_accepted = c < 0;
+    while (c >= 0 && !(p_[static_cast<size_t>(draft.nodes[static_cast<size_t>(c)].token)] > thr)) c = next_sibling(c);
+    if (c < 0) {
+      out.tokens.push_back(sampler.config().greedy() ? Sampler::argmax(p_) : Sampler::sample_from(p_, rng));
+      return;
+    }
+    const Token x = draft.nodes[static_cast<size_t>(c)].token;
+    out.tokens.push_back(x);
+    out.path.push_back(c);
+    ++out.n_accepted;
+    hist_.push_back(x);
+    cur = c;
+  }
+}
+
+std::unique_ptr<Verifier> make_verifier(VerifyMode mode, const SamplerConfig& sc, const TypicalConfig& tc) {
+  if (mode == VerifyMode::Typical) return std::make_unique<TypicalAcceptanceVerifier>(tc);
+  if (sc.greedy()) return std::make_unique<GreedyVerifier>();
+  return std::make_unique<SpeculativeSamplingVerifier>();
+}
+
+}  // namespace specula
