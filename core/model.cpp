@@ -340,8 +340,9 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     const auto& L = layers_[static_cast<size_t>(l)];
     const bool swa = c.layer_is_swa[static_cast<size_t>(l)] && c.sliding_window > 0;
     if (skipped) {
-      // A skipped layer writes no keys/values for these slots: a self-draft that skips layers
-      // must use its own cache (the target re-computes every slot it verifies).
+      // A skipped layer writes no keys/values for these slots. A self-draft may still share the
+      // target's cache: its slots lie past the committed prefix and are truncated away, and the
+      // verification pass rewrites them in every layer.
       continue;
     }
     // --- attention block ---
