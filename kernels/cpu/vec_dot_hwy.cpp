@@ -385,28 +385,24 @@ HWY_INLINE void RowQ4_1(const uint8_t* x, const XGroup& g, int64_t nb, float* ou
       x, g, nb, out, [](const uint8_t* b, WQ& w) { Nibbles32(b + 4, w.v); },
       [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });
 }
+// The 5-bit weights of a q5_0 / q5_1 block: low nibbles at byte kQs, high bits (u32) at kQh.
+template <int kQh, int kQs>
+HWY_INLINE void Unpack5(const uint8_t* b, WQ& w) {
+  V8 h[32 / kN8];
+  Nibbles32(b + kQs, w.v);
+  HighBits32(b + kQh, h);
+  for (size_t k = 0; k < 32 / kN8; ++k) w.v[k] = hn::Or(w.v[k], h[k]);
+}
 template <int TT>
 HWY_INLINE void RowQ5_0(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
   Row32<TT, 22, 34, 2, 0, WQ>(
-      x, g, nb, out,
-      [](const uint8_t* b, WQ& w) {
-        V8 h[32 / kN8];
-        Nibbles32(b + 6, w.v);
-        HighBits32(b + 2, h);
-        for (size_t k = 0; k < 32 / kN8; ++k) w.v[k] = hn::Or(w.v[k], h[k]);
-      },
+      x, g, nb, out, [](const uint8_t* b, WQ& w) { Unpack5<2, 6>(b, w); },
       [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });  // -16 offset: in s
 }
 template <int TT>
 HWY_INLINE void RowQ5_1(const uint8_t* x, const XGroup& g, int64_t nb, float* out) {
   Row32<TT, 24, 36, 4, 2, WQ>(
-      x, g, nb, out,
-      [](const uint8_t* b, WQ& w) {
-        V8 h[32 / kN8];
-        Nibbles32(b + 8, w.v);
-        HighBits32(b + 4, h);
-        for (size_t k = 0; k < 32 / kN8; ++k) w.v[k] = hn::Or(w.v[k], h[k]);
-      },
+      x, g, nb, out, [](const uint8_t* b, WQ& w) { Unpack5<4, 8>(b, w); },
       [](const WQ& w, const int8_t* y) { return BlockSum<0>(w.v, y); });
 }
 template <int TT>
