@@ -275,6 +275,50 @@ int64_t Model::weight_bytes() const {
 
 KvCache Model::make_cache(int64_t capacity, KvDType dtype) const { return KvCache(cfg_, capacity, dtype); }
 
+namespace {
+// Errors for a malformed index set from a strategy (sorted, unique, in range).
+void check_index_set(const std::vector<int32_t>& idx, int64_t n, const char* what, int64_t layer) {
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (idx[i] < 0 || idx[i] >= n) fail("layer {}: {} index {} out of range [0, {})", layer, what, idx[i], n);
+    if (i > 0 && idx[i] <= idx[i - 1]) fail("layer {}: {} indices must be sorted and unique ({} after {})", layer, what, idx[i], idx[i - 1]);
+  }
+}
+// Rows [h * size, (h + 1) * size) of every listed head.
+void expand_heads(const std::vector<int32_t>& heads, int64_t size, std::vector<int32_t>& rows) {
+  rows.clear();
+  for (int32_t h : heads)
+    for (int64_t i = 0; i < size; ++i) rows.push_back(static_cast<int32_t>(h * size + i));
+}
+// Storage type of a transposed copy: float types stay, quantized ones become q8_0 (close to lossless).
+DType transposed_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::Q8_0;
+}
+}  // namespace
+
+void Model::activate(const float* gate, const float* up, float* out, int64_t n) const {
+  if (cfg_.act == Activation::SiLU) ops::silu_mul(gate, up, out, n);
+  else ops::gelu_tanh_mul(gate, up, out, n);
+}
+
+const WeightView& Model::transposed(int64_t l, Transposed which) {
+  auto& slots = which == Transposed::Down ? down_t_ : wo_t_;
+  if (slots.empty()) slots.resize(static_cast<size_t>(cfg_.n_layer));
+  Weight& w = slots[static_cast<size_t>(l)];
+  if (!w.present()) {
+    const auto& L = layers_[static_cast<size_t>(l)];
+    const WeightView& src = which == Transposed::Down ? L.w_down.view : L.wo.view;
+    ops::transpose_weight(src, transposed_dtype(src.dtype), w.owned, w.view);
+  }
+  return w.view;
+}
+
+void Model::prepare_sparse(bool mlp, bool heads) {
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    if (mlp) transposed(l, Transposed::Down);
+    if (heads) transposed(l, Transposed::Wo);
+  }
+}
+
 void Model::forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
                     const ExecPlan* plan, Logits& out, const ForwardOptions& fo) {
   const int64_t T = static_cast<int64_t>(tokens.size());
@@ -335,25 +379,54 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
   int mask_kind = -1;  // which mask is currently built: 0 global, 1 swa
   const int64_t eb = cache.elem_bytes();
 
+  LayerHook* hook = plan ? plan->hook : nullptr;
+  const uint32_t taps = hook ? hook->taps() : 0;
+  const bool edits = hook && hook->edits();
+  LayerExec& E = S.exec;
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    const bool skipped = l >= n_run || (plan && !plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
     const auto& L = layers_[static_cast<size_t>(l)];
     const bool swa = c.layer_is_swa[static_cast<size_t>(l)] && c.sliding_window > 0;
-    if (skipped) {
+    E.reset();
+    E.skip = l >= n_run || (plan && !plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
+    if (!E.skip && hook) {
+      hook->plan_layer(l, S.x.data(), T, E);
+      if (E.mlp_sparse) check_index_set(E.mlp_neurons, c.n_ff, "MLP neurons", l);
+      if (E.head_sparse) check_index_set(E.heads, nh, "heads", l);
+      // A full index set is the dense layer: run the dense kernels (exactly the dense result).
+      if (E.mlp_sparse && static_cast<int64_t>(E.mlp_neurons.size()) == c.n_ff) E.mlp_sparse = false;
+      if (E.head_sparse && static_cast<int64_t>(E.heads.size()) == nh) E.head_sparse = false;
+    }
+    if (E.skip) {
       // A skipped layer writes no keys/values for these slots. A self-draft may still share the
       // target's cache: its slots lie past the committed prefix and are truncated away, and the
       // verification pass rewrites them in every layer.
       continue;
     }
+    if (taps & kTapLayerIn) hook->tap(l, kTapLayerIn, S.x.data(), T, d);
+    if (E.replace) {  // a fitted map stands in for the layer (no keys/values written, as for a skip)
+      hook->replace_layer(l, S.x.data(), T);
+      if (taps & kTapLayerOut) hook->tap(l, kTapLayerOut, S.x.data(), T, d);
+      continue;
+    }
+    const bool hs = E.head_sparse;
+    const int64_t nq = hs ? static_cast<int64_t>(E.heads.size()) : nh;  // query heads computed
     // --- attention block ---
     for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.x.data() + t * d, L.attn_norm.data(), S.h.data() + t * d, d, c.rms_eps);
-    {
+    if (!hs) {
       const WeightView* ws[3] = {&L.wq.view, &L.wk.view, &L.wv.view};
       float* ys[3] = {S.q.data(), S.k.data(), S.v.data()};
       ops::matmul_multi(ws, S.h.data(), T, ys);
+    } else {
+      expand_heads(E.heads, hdk, S.rows_q);
+      const WeightView* wq[1] = {&L.wq.view};
+      float* yq[1] = {S.q.data()};
+      ops::matmul_rows(wq, S.rows_q, S.h.data(), T, yq);
+      const WeightView* ws[2] = {&L.wk.view, &L.wv.view};
+      float* ys[2] = {S.k.data(), S.v.data()};
+      ops::matmul_multi(ws, S.h.data(), T, ys);
     }
     if (c.qk_norm) {
-      for (int64_t i = 0; i < T * nh; ++i) ops::rmsnorm(S.q.data() + i * hdk, L.q_norm.data(), S.q.data() + i * hdk, hdk, c.rms_eps);
+      for (int64_t i = 0; i < T * nq; ++i) ops::rmsnorm(S.q.data() + i * hdk, L.q_norm.data(), S.q.data() + i * hdk, hdk, c.rms_eps);
       for (int64_t i = 0; i < T * nkv; ++i) ops::rmsnorm(S.k.data() + i * hdk, L.k_norm.data(), S.k.data() + i * hdk, hdk, c.rms_eps);
     }
     RopeParams rp;
@@ -362,10 +435,10 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     rp.theta = swa ? c.rope_theta_swa : c.rope_theta;
     rp.freq_scale = swa ? 1.f : c.rope_freq_scale;
     rp.freq_factors = rope_freqs_.empty() ? nullptr : rope_freqs_.data();
-    ops::rope(S.q.data(), T, nh, hdk, positions.data(), rp);
+    ops::rope(S.q.data(), T, nq, hdk, positions.data(), rp);
     ops::rope(S.k.data(), T, nkv, hdk, positions.data(), rp);
     if (q_prescale != 1.f)
-      for (auto& v : S.q) v *= q_prescale;
+      for (int64_t i = 0; i < T * nq * hdk; ++i) S.q[static_cast<size_t>(i)] *= q_prescale;
     // Append k, v to the cache.
     auto* kc = static_cast<uint8_t*>(cache.k(l)) + n_past * nkv * hdk * eb;
     auto* vc = static_cast<uint8_t*>(cache.v(l)) + n_past * nkv * hdv * eb;
@@ -378,7 +451,7 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     }
     AttentionArgs a;
     a.n_tokens = T;
-    a.n_head = nh;
+    a.n_head = nq;
     a.n_head_kv = nkv;
     a.head_dim_k = hdk;
     a.head_dim_v = hdv;
@@ -391,25 +464,54 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     a.scale = attn_scale;
     a.softcap = c.attn_softcap;
     a.out = S.att.data();
+    if (hs) {
+      a.head_ids = E.heads.data();
+      a.n_head_model = nh;
+    }
     ops::attention(a);
-    ops::matmul(L.wo.view, S.att.data(), T, S.o.data());
+    if (!hs) {
+      if (edits) hook->edit_attn_heads(l, S.att.data(), T, nh * hdv);
+      if (taps & kTapAttnHeads) hook->tap(l, kTapAttnHeads, S.att.data(), T, nh * hdv);
+      ops::matmul(L.wo.view, S.att.data(), T, S.o.data());
+    } else {
+      expand_heads(E.heads, hdv, S.rows_o);
+      ops::gather_axpy(transposed(l, Transposed::Wo), S.rows_o, S.att.data(), T, S.o.data());
+    }
     if (c.post_norms)
       for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.o.data() + t * d, L.post_attn_norm.data(), S.o.data() + t * d, d, c.rms_eps);
     for (int64_t i = 0; i < T * d; ++i) S.x[static_cast<size_t>(i)] += S.o[static_cast<size_t>(i)];
 
     // --- feed-forward block ---
     for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.x.data() + t * d, L.ffn_norm.data(), S.h.data() + t * d, d, c.rms_eps);
-    {
+    if (!E.mlp_sparse) {
+      if (edits) hook->edit_mlp_input(l, S.h.data(), T, d);
+      if (taps & kTapMlpIn) hook->tap(l, kTapMlpIn, S.h.data(), T, d);
       const WeightView* ws[2] = {&L.w_gate.view, &L.w_up.view};
       float* ys[2] = {S.gate.data(), S.up.data()};
       ops::matmul_multi(ws, S.h.data(), T, ys);
+      if (taps & kTapMlpGate) {
+        S.ones.assign(static_cast<size_t>(T * c.n_ff), 1.f);
+        S.act.resize(static_cast<size_t>(T * c.n_ff));
+        activate(S.gate.data(), S.ones.data(), S.act.data(), T * c.n_ff);
+        hook->tap(l, kTapMlpGate, S.act.data(), T, c.n_ff);
+      }
+      activate(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
+      if (edits) hook->edit_mlp_act(l, S.gate.data(), T, c.n_ff);
+      if (taps & kTapMlpAct) hook->tap(l, kTapMlpAct, S.gate.data(), T, c.n_ff);
+      ops::matmul(L.w_down.view, S.gate.data(), T, S.o.data());
+    } else {
+      const int64_t m = static_cast<int64_t>(E.mlp_neurons.size());
+      if (taps & kTapMlpIn) hook->tap(l, kTapMlpIn, S.h.data(), T, d);
+      const WeightView* ws[2] = {&L.w_gate.view, &L.w_up.view};
+      float* ys[2] = {S.gate.data(), S.up.data()};
+      ops::matmul_rows(ws, E.mlp_neurons, S.h.data(), T, ys);
+      activate(S.gate.data(), S.up.data(), S.gate.data(), T * m);
+      ops::gather_axpy(transposed(l, Transposed::Down), E.mlp_neurons, S.gate.data(), T, S.o.data());
     }
-    if (c.act == Activation::SiLU) ops::silu_mul(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
-    else ops::gelu_tanh_mul(S.gate.data(), S.up.data(), S.gate.data(), T * c.n_ff);
-    ops::matmul(L.w_down.view, S.gate.data(), T, S.o.data());
     if (c.post_norms)
       for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.o.data() + t * d, L.post_ffn_norm.data(), S.o.data() + t * d, d, c.rms_eps);
     for (int64_t i = 0; i < T * d; ++i) S.x[static_cast<size_t>(i)] += S.o[static_cast<size_t>(i)];
+    if (taps & kTapLayerOut) hook->tap(l, kTapLayerOut, S.x.data(), T, d);
   }
   cache.advance(T);
 

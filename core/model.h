@@ -82,11 +82,20 @@ class Model {
   void forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
                const ExecPlan* plan, Logits& out, const ForwardOptions& fo = {});
 
+  // Builds the transposed copies of W_down (MLP-sparse layers) and W_o (head-sparse layers) that sparse
+  // execution reads, so the first sparse forward pass does not pay for it (otherwise built on first use).
+  // Float weights keep their type; quantized ones are stored as q8_0.
+  void prepare_sparse(bool mlp, bool heads);
+
  private:
   Model() = default;
   void load_gguf(const std::string& path, const LoadOptions& opt);
   void load_hf(const std::string& dir, const LoadOptions& opt);
   void convert_weights(WeightsDType d);
+  enum class Transposed : uint8_t { Down, Wo };
+  const WeightView& transposed(int64_t layer, Transposed which);
+  // out = act(gate) * up with the model's gated activation.
+  void activate(const float* gate, const float* up, float* out, int64_t n) const;
 
   std::string path_;
   ModelConfig cfg_;
@@ -97,11 +106,13 @@ class Model {
   Weight tok_embd_, output_;
   std::vector<float> output_norm_, rope_freqs_;
   std::vector<LayerWeights> layers_;
+  std::vector<Weight> down_t_, wo_t_;  // transposed copies for sparse execution, per layer (lazy)
 
   // Scratch, reused across calls (no allocation once sized).
   struct Scratch {
-    std::vector<float> x, h, q, k, v, att, o, gate, up, mask, hidden_last;
-    std::vector<int32_t> pos;
+    std::vector<float> x, h, q, k, v, att, o, gate, up, mask, hidden_last, act, ones;
+    std::vector<int32_t> pos, rows_q, rows_o;
+    LayerExec exec;
   } s_;
 };
 

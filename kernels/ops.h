@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace specula {
 
@@ -75,6 +76,16 @@ struct AttentionArgs {
   float scale = 1.f;        // applied to q·k
   float softcap = 0.f;      // >0: s = softcap * tanh(s / softcap) before the mask
   float* out = nullptr;     // [T][n_head][head_dim_v]
+  // Head-sparse attention (Deja Vu): when set, q and out hold only n_head selected query heads,
+  // compacted; head_ids[i] is the i-th one's index among the model's n_head_model query heads
+  // (it picks the key/value head). Null: all heads, head i is head i.
+  const int32_t* head_ids = nullptr;
+  int64_t n_head_model = 0;
+
+  // Key/value head read by (compacted) query head h.
+  int64_t kv_head(int64_t h) const {
+    return head_ids ? head_ids[h] / (n_head_model / n_head_kv) : h / (n_head / n_head_kv);
+  }
 };
 
 namespace ops {
@@ -88,6 +99,20 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y);
 // Several matmuls of the same X (q/k/v, gate/up): Ys[i] = matmul(*Ws[i], X). Same results as
 // separate calls; X is quantized once per vec-dot type and all rows share one parallel region.
 void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t T, std::span<float* const> Ys);
+// Gathered rows (sparse MLP neurons, selected heads): Ys[i][t * rows.size() + j] = sum_c Ws[i][rows[j]][c] * X[t][c].
+// Each row's result is bit-identical to matmul's for the same row (same kernels, same activation
+// quantization); only the listed rows are read. Indices must lie in [0, Ws[i].rows).
+void matmul_rows(std::span<const WeightView* const> Ws, std::span<const int32_t> rows, const float* X, int64_t T,
+                 std::span<float* const> Ys);
+// Transposed gather-accumulate: Y[t][c] = sum_j A[t][j] * WT[rows[j]][c], summed in j order, for
+// c in [0, WT.cols). A: [T][rows.size()], Y: [T][WT.cols] (overwritten). WT is a transposed weight
+// (transpose_weight), so this is the matmul W * a that reads only the columns of W named in `rows`
+// (the active MLP neurons, the kept heads); terms with A[t][j] == 0 are skipped (exact zeros cost
+// nothing). WT: f32, f16, bf16 or q8_0.
+void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y);
+// WT = W transposed ([W.cols][W.rows]) stored as `dtype` (f32, f16, bf16 or q8_0; q8_0 needs W.rows % 32 == 0);
+// `storage` owns the bytes WT points to.
+void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& storage, WeightView& WT);
 // out[c] = W[r][c] (dequantized row r)
 void get_row(const WeightView& W, int64_t r, float* out);
 // y = x / rms(x) * w  over n (w may be null = ones); in-place allowed.

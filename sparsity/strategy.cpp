@@ -6,14 +6,6 @@
 
 namespace specula {
 
-LayerPlan Strategy::plan(int64_t layer, std::span<const float> /*hidden_state*/) const {
-  const ExecPlan& p = forward_plan();
-  LayerPlan lp;
-  lp.skip = (p.exit_after >= 0 && layer >= p.exit_after) ||
-            (!p.skip_layer.empty() && p.skip_layer[static_cast<size_t>(layer)]);
-  return lp;
-}
-
 void StrategyRegistry::add(StrategyFactory f) {
   if (find(f.name)) fail("strategy '{}' registered twice", f.name);
   f_.push_back(std::move(f));

@@ -11,6 +11,7 @@
 // Built from a SPEC string `name:key=value,...` or a YAML map {name: ..., key: value}; unknown keys
 // are errors naming the key. The registry is filled explicitly in register_builtin_strategies().
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,12 +24,6 @@
 #include "core/spec_string.h"
 
 namespace specula {
-
-// What one layer should run (per-layer extension point, see Strategy::plan). Default: dense layer.
-struct LayerPlan {
-  bool skip = false;  // pass the residual stream through unchanged
-  // Later issues add: active MLP neuron indices, active attention heads, replacement linear map.
-};
 
 class Strategy {
  public:
@@ -45,12 +40,12 @@ class Strategy {
   // Whole-pass plan: which layers run (skip / early exit). The model executes it as given.
   virtual const ExecPlan& forward_plan() const = 0;
 
-  // Per-layer extension point, for input-dependent strategies (Deja Vu MLP-neuron / attention-head
-  // predictors, threshold sparsity): given the residual stream entering `layer` ([T][n_embd] rows of
-  // `hidden_state`), decide what the layer runs. The static strategies here answer from their whole-pass
-  // plan. Note: Model::forward does not call this hook yet; the issue that adds the first predictor adds
-  // the call in the layer loop (one virtual call per layer when a strategy is attached).
-  virtual LayerPlan plan(int64_t layer, std::span<const float> hidden_state) const;
+  // Figures the strategy measured since the last reset_metrics() (e.g. "mlp_sparsity", "head_sparsity",
+  // "predictor_recall"), for reports; names are stable snake_case, values plain numbers.
+  virtual std::map<std::string, double> metrics() const { return {}; }
+  virtual void reset_metrics() {}
+  // Per-layer figures (e.g. achieved sparsity per layer) as {name: [value per layer]}, for plots.
+  virtual std::map<std::string, std::vector<double>> layer_metrics() const { return {}; }
 };
 
 // A registered strategy kind.

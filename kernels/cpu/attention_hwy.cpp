@@ -55,7 +55,6 @@ void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   constexpr float NEG = -std::numeric_limits<float>::infinity();
-  const int64_t group = a.n_head / a.n_head_kv;
   const int64_t n_pad = (a.n_kv + N - 1) / N * N;
   // Scores of the visible keys only, compacted in slot order (idx: their slots). Everything after
   // the scores runs over this compacted list, so the result depends only on the visible keys and
@@ -72,7 +71,7 @@ void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1
   for (int64_t t = t0; t < t1; ++t) {
     const float* mask = a.mask + t * a.n_kv;
     for (int64_t h = h0; h < h1; ++h) {
-      const int64_t hk = h / group;
+      const int64_t hk = a.kv_head(h);
       const float* qs = a.q + (t * a.n_head + h) * a.head_dim_k;
       for (int64_t d = 0; d < a.head_dim_k; d += N) {
         hn::StoreU(hn::LoadU(df, qs + d), df, q + d);

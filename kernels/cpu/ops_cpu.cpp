@@ -8,6 +8,7 @@
 #include "kernels/cpu/act_hwy.h"
 #include "kernels/cpu/attention_hwy.h"
 #include "kernels/cpu/quant_hwy.h"
+#include "kernels/cpu/sparse_hwy.h"
 #include "kernels/cpu/threadpool.h"
 #include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
@@ -38,15 +39,11 @@ const uint8_t* quantize_acts(DType xt, const float* X, int64_t T, int64_t cols, 
 }
 }  // namespace
 
-void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
-  const WeightView* ws[1] = {&W};
-  float* ys[1] = {Y};
-  matmul_multi(ws, X, T, ys);
-}
-
-void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t T, std::span<float* const> Ys) {
+// Shared by matmul_multi (all rows) and matmul_rows (the rows listed in `sel`, compacted in the output).
+static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<const int32_t>* sel, const float* X,
+                        int64_t T, std::span<float* const> Ys) {
   constexpr size_t kMax = 4;
-  if (Ws.size() != Ys.size() || Ws.empty() || Ws.size() > kMax) fail("matmul_multi: {} weights, {} outputs (1..{} expected)", Ws.size(), Ys.size(), kMax);
+  if (Ws.size() != Ys.size() || Ws.empty() || Ws.size() > kMax) fail("matmul: {} weights, {} outputs (1..{} expected)", Ws.size(), Ys.size(), kMax);
   const int64_t cols = Ws[0]->cols;
   // Quantize X once per distinct vec-dot type (all weights usually share one).
   DType types[kMax];
@@ -57,13 +54,14 @@ void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t
   thread_local cpu::ActPrep preps[kMax];
   int64_t row_end[kMax];
   int64_t total = 0;
+  const int64_t n_sel = sel ? static_cast<int64_t>(sel->size()) : 0;
   for (size_t i = 0; i < Ws.size(); ++i) {
-    if (Ws[i]->cols != cols) fail("matmul_multi: weights have {} and {} columns", cols, Ws[i]->cols);
+    if (Ws[i]->cols != cols) fail("matmul: weights have {} and {} columns", cols, Ws[i]->cols);
     const DType xt = ref::vec_dot_type(Ws[i]->dtype);
     size_t k = 0;
     while (k < n_types && types[k] != xt) ++k;
     if (k == n_types) {
-      if (n_types == 3) fail("matmul_multi: more than 3 activation types");
+      if (n_types == 3) fail("matmul: more than 3 activation types");
       types[k] = xt;
       xqs[k] = quantize_acts(xt, X, T, cols, static_cast<int>(k));
       ++n_types;
@@ -74,23 +72,77 @@ void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t
     while (p < i && Ws[p]->dtype != Ws[i]->dtype) ++p;
     if (p == i) cpu::prepare_acts(Ws[i]->dtype, xqs[k], row_bytes(xt, cols), T, cols, preps[i]);
     prep_of[i] = p;
-    total += Ws[i]->rows;
+    total += sel ? n_sel : Ws[i]->rows;
     row_end[i] = total;
   }
   // Rows of all weights, concatenated, are split over threads; each weight row is read once for all
-  // T tokens (SIMD kernels of kernels/cpu/vec_dot_hwy.h).
+  // T tokens (SIMD kernels of kernels/cpu/vec_dot_hwy.h). Selected rows run as maximal runs of
+  // consecutive indices.
   cpu::pool().parallel_for(total, [&](int64_t b, int64_t e, int) {
     int64_t start = 0;
     for (size_t i = 0; i < Ws.size(); start = row_end[i], ++i) {
       const int64_t lo = std::max(b, start), hi = std::min(e, row_end[i]);
       if (lo >= hi) continue;
       const WeightView& W = *Ws[i];
-      const int64_t r0 = lo - start;
-      const auto* rows = static_cast<const uint8_t*>(W.data) + r0 * W.row_stride;
-      cpu::vec_dot_rows(W.dtype, rows, W.row_stride, hi - lo, xq_of[i], row_bytes(ref::vec_dot_type(W.dtype), cols), T,
-                        Ys[i] + r0, W.rows, cols, &preps[prep_of[i]]);
+      const int64_t xs = row_bytes(ref::vec_dot_type(W.dtype), cols);
+      const auto* w0 = static_cast<const uint8_t*>(W.data);
+      if (!sel) {
+        const int64_t r0 = lo - start;
+        cpu::vec_dot_rows(W.dtype, w0 + r0 * W.row_stride, W.row_stride, hi - lo, xq_of[i], xs, T, Ys[i] + r0, W.rows,
+                          cols, &preps[prep_of[i]]);
+        continue;
+      }
+      const int32_t* idx = sel->data();
+      for (int64_t j = lo - start, je = hi - start; j < je;) {
+        int64_t run = 1;
+        while (j + run < je && idx[j + run] == idx[j] + run) ++run;
+        cpu::vec_dot_rows(W.dtype, w0 + idx[j] * W.row_stride, W.row_stride, run, xq_of[i], xs, T, Ys[i] + j, n_sel,
+                          cols, &preps[prep_of[i]]);
+        j += run;
+      }
     }
   });
+}
+
+void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
+  const WeightView* ws[1] = {&W};
+  float* ys[1] = {Y};
+  matmul_impl(ws, nullptr, X, T, ys);
+}
+
+void matmul_multi(std::span<const WeightView* const> Ws, const float* X, int64_t T, std::span<float* const> Ys) {
+  matmul_impl(Ws, nullptr, X, T, Ys);
+}
+
+void matmul_rows(std::span<const WeightView* const> Ws, std::span<const int32_t> rows, const float* X, int64_t T,
+                 std::span<float* const> Ys) {
+  for (const WeightView* w : Ws)
+    for (int32_t r : rows)
+      if (r < 0 || r >= w->rows) fail("matmul_rows: row {} out of range [0, {})", r, w->rows);
+  if (rows.empty()) return;
+  matmul_impl(Ws, &rows, X, T, Ys);
+}
+
+void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y) {
+  for (int32_t r : rows)
+    if (r < 0 || r >= WT.rows) fail("gather_axpy: row {} out of range [0, {})", r, WT.rows);
+  // Columns are split in chunks of 64 (whole q8_0 blocks); the per-element sum order is j order in
+  // every chunk, so results do not depend on the split.
+  constexpr int64_t kChunk = 64;
+  const int64_t n = WT.cols, nc = (n + kChunk - 1) / kChunk;
+  auto run = [&](int64_t b, int64_t e, int) {
+    cpu::gather_axpy_cols(WT, rows, A, T, Y, n, b * kChunk, std::min(n, e * kChunk));
+  };
+  if (static_cast<int64_t>(rows.size()) * n * T < 16384) run(0, nc, 0);  // too small to wake the pool
+  else cpu::pool().parallel_for(nc, run);
+}
+
+void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& storage, WeightView& WT) {
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16 && dtype != DType::Q8_0)
+    fail("transpose_weight: target type {} not supported (f32, f16, bf16, q8_0)", dtype_traits(dtype).name);
+  if (dtype == DType::Q8_0 && W.rows % 32 != 0)
+    fail("transpose_weight: q8_0 needs a multiple of 32 rows, the weight has {}", W.rows);
+  ref::transpose_weight(W, dtype, storage, WT);
 }
 
 void get_row(const WeightView& W, int64_t r, float* out) { ref::get_row(W, r, out); }

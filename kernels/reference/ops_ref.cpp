@@ -28,6 +28,50 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
   }
 }
 
+void matmul_rows(const WeightView& W, std::span<const int32_t> rows, const float* X, int64_t T, float* Y) {
+  // X: [T][cols]; Y: [T][rows.size()], Y[t][j] = W[rows[j]] . X[t] (activations quantized as in matmul)
+  const DType xt = vec_dot_type(W.dtype);
+  const int64_t m = static_cast<int64_t>(rows.size());
+  std::vector<uint8_t> xq(static_cast<size_t>(row_bytes(xt, W.cols)));
+  for (int64_t t = 0; t < T; ++t) {
+    quantize_row(xt, X + t * W.cols, xq.data(), W.cols);
+    for (int64_t j = 0; j < m; ++j) {
+      const auto* row = static_cast<const uint8_t*>(W.data) + rows[static_cast<size_t>(j)] * W.row_stride;
+      Y[t * m + j] = vec_dot(W.dtype, row, xq.data(), W.cols);
+    }
+  }
+}
+
+void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y) {
+  // A: [T][m]; WT: [n_in][n_out]; Y[t][c] = sum_j A[t][j] * WT[rows[j]][c], j ascending, zeros skipped
+  const int64_t m = static_cast<int64_t>(rows.size()), n = WT.cols;
+  std::vector<float> w(static_cast<size_t>(n));
+  std::fill(Y, Y + T * n, 0.0f);
+  for (int64_t j = 0; j < m; ++j) {
+    get_row(WT, rows[static_cast<size_t>(j)], w.data());
+    for (int64_t t = 0; t < T; ++t) {
+      const float a = A[t * m + j];
+      if (a == 0.0f) continue;
+      float* y = Y + t * n;
+      for (int64_t c = 0; c < n; ++c) y[c] += a * w[static_cast<size_t>(c)];
+    }
+  }
+}
+
+void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& storage, WeightView& WT) {
+  // W: [rows][cols] -> WT: [cols][rows] in dtype
+  std::vector<float> f(static_cast<size_t>(W.rows * W.cols));
+  std::vector<float> row(static_cast<size_t>(W.cols));
+  for (int64_t r = 0; r < W.rows; ++r) {
+    get_row(W, r, row.data());
+    for (int64_t c = 0; c < W.cols; ++c) f[static_cast<size_t>(c * W.rows + r)] = row[static_cast<size_t>(c)];
+  }
+  const int64_t rb = row_bytes(dtype, W.rows);
+  storage.assign(static_cast<size_t>(rb * W.cols), 0);
+  for (int64_t c = 0; c < W.cols; ++c) quantize_row(dtype, f.data() + c * W.rows, storage.data() + c * rb, W.rows);
+  WT = WeightView{dtype, W.cols, W.rows, storage.data(), rb};
+}
+
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]
   double sum = 0.0;  // ggml accumulates in double (ggml_float)
@@ -94,13 +138,12 @@ void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, 
   // With an f16 cache, q and the softmax weights are rounded to f16 before their products, as
   // llama.cpp's (non flash-attention) CPU path does: K·q and V·p run as f16 x f16 dot products.
   const bool f16 = a.kv_dtype == KvDType::F16;
-  const int64_t group = a.n_head / a.n_head_kv;
   std::vector<float> s(static_cast<size_t>(a.n_kv));
   std::vector<float> q(static_cast<size_t>(a.head_dim_k));
   for (int64_t t = t0; t < t1; ++t) {
     const float* mask = a.mask + t * a.n_kv;
     for (int64_t h = h0; h < h1; ++h) {
-      const int64_t hk = h / group;
+      const int64_t hk = a.kv_head(h);
       const float* qs = a.q + (t * a.n_head + h) * a.head_dim_k;
       for (int64_t d = 0; d < a.head_dim_k; ++d) q[d] = f16 ? fp16_to_fp32(fp32_to_fp16(qs[d])) : qs[d];
       float mx = -std::numeric_limits<float>::infinity();

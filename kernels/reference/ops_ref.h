@@ -7,6 +7,10 @@ namespace specula::ref {
 
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y);
 void get_row(const WeightView& W, int64_t r, float* out);
+// Plain loops for ops::matmul_rows (one weight), ops::gather_axpy and ops::transpose_weight.
+void matmul_rows(const WeightView& W, std::span<const int32_t> rows, const float* X, int64_t T, float* Y);
+void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y);
+void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& storage, WeightView& WT);
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p);
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
