@@ -13,7 +13,8 @@ double now_s() {
 }
 }  // namespace
 
-void prefill(Model& model, std::span<const Token> tokens, KvCache& cache, int64_t chunk, Logits& last) {
+void prefill(Model& model, std::span<const Token> tokens, KvCache& cache, int64_t chunk, Logits& last,
+             const ExecPlan* plan) {
   std::vector<Pos> pos;
   for (size_t b = 0; b < tokens.size(); b += static_cast<size_t>(chunk)) {
     const size_t e = std::min(tokens.size(), b + static_cast<size_t>(chunk));
@@ -21,7 +22,7 @@ void prefill(Model& model, std::span<const Token> tokens, KvCache& cache, int64_
     for (size_t i = b; i < e; ++i) pos[i - b] = static_cast<Pos>(cache.size() + static_cast<int64_t>(i - b));
     ForwardOptions fo;
     fo.logits = LogitsFor::Last;
-    model.forward(tokens.subspan(b, e - b), pos, cache, nullptr, last, fo);
+    model.forward(tokens.subspan(b, e - b), pos, cache, plan, last, fo);
   }
 }
 
@@ -37,7 +38,7 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
   GenerateResult r;
   Logits logits;
   const double t0 = now_s();
-  prefill(model, prompt, cache, gc.prefill_chunk, logits);
+  prefill(model, prompt, cache, gc.prefill_chunk, logits, gc.plan);
   r.prefill_s = now_s() - t0;
 
   std::vector<Token> history(prompt);
@@ -56,7 +57,7 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
     const Pos p = static_cast<Pos>(cache.size());
     ForwardOptions fo;
     fo.logits = LogitsFor::Last;
-    model.forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, nullptr, logits, fo);
+    model.forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, gc.plan, logits, fo);
   }
   r.decode_s = now_s() - t1;
   return r;

@@ -16,6 +16,9 @@ struct GenerateConfig {
   int64_t prefill_chunk = 256;
   bool stop_at_eog = true;    // stop at end-of-generation tokens (eos, <|im_end|>, ...)
   KvDType kv_dtype = KvDType::F16;
+  // Target accelerator (a Strategy's plan, e.g. `--strategy`): every target forward pass runs it.
+  // Null = the dense model. Lossy unless the strategy is exact; not owned.
+  const ExecPlan* plan = nullptr;
 };
 
 struct GenerateResult {
@@ -31,6 +34,7 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
 
 // Feeds tokens [0, n) of `tokens` in chunks starting at position cache.size(); returns the logits
 // of the last one.
-void prefill(Model& model, std::span<const Token> tokens, KvCache& cache, int64_t chunk, Logits& last);
+void prefill(Model& model, std::span<const Token> tokens, KvCache& cache, int64_t chunk, Logits& last,
+             const ExecPlan* plan = nullptr);
 
 }  // namespace specula

@@ -6,7 +6,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
 #include "core/model.h"
+#include "sparsity/strategy.h"
 #include "core/sampler.h"
 
 namespace specula::cli {
@@ -22,6 +27,7 @@ Command add_models(CLI::App& app);
 Command add_perplexity(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_spec_bench(CLI::App& app);
+Command add_calibrate(CLI::App& app);  // subcommands listed in experiments/cmd_calibrate.cpp
 
 // Shared model options (--model, --weights-dtype, --threads, --kv-dtype).
 struct ModelOptions {
@@ -32,6 +38,17 @@ struct ModelOptions {
   void add(CLI::App& sub, bool required = true);
   std::unique_ptr<Model> load() const;  // also sets the thread count
   KvDType kv() const;
+};
+
+// `--strategy SPEC`: a Strategy run by the target itself (a target accelerator; lossy unless exact).
+struct StrategyOption {
+  std::string spec;
+  void add(CLI::App& sub);
+  // Null when --strategy was not given. Prints one line to stderr naming the strategy and, when it is
+  // not exact, that the output is LOSSY (differs from the dense model).
+  std::unique_ptr<Strategy> make(const Model& model) const;
+  // {name, describe, exact} for --json output (null when none).
+  static nlohmann::json json(const Strategy* s);
 };
 
 // Reads a text file whole (Error naming the file if unreadable); CRLF -> LF.

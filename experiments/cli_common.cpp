@@ -1,3 +1,4 @@
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -32,6 +33,27 @@ std::unique_ptr<Model> ModelOptions::load() const {
 }
 
 KvDType ModelOptions::kv() const { return kv_dtype == "f32" ? KvDType::F32 : KvDType::F16; }
+
+void StrategyOption::add(CLI::App& sub) {
+  std::string names;
+  for (const auto& n : strategy_registry().names()) names += (names.empty() ? "" : ", ") + n;
+  sub.add_option("--strategy", spec,
+                 "Accelerate the target itself with a strategy SPEC name[:key=value,...] (" + names +
+                     "); LOSSY unless the strategy is exact: the output is labelled as such");
+}
+
+std::unique_ptr<Strategy> StrategyOption::make(const Model& model) const {
+  if (spec.empty()) return nullptr;
+  auto s = make_strategy(spec, model.config());
+  std::fprintf(stderr, "[target strategy: %s%s]\n", s->describe().c_str(),
+               s->exact() ? " (exact: same output as the dense model)" : " (LOSSY: output differs from the dense model)");
+  return s;
+}
+
+nlohmann::json StrategyOption::json(const Strategy* s) {
+  if (!s) return nullptr;
+  return {{"name", s->name()}, {"describe", s->describe()}, {"exact", s->exact()}, {"lossy", !s->exact()}};
+}
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -21,6 +21,7 @@ struct BenchArgs {
   int reps = 1;
   int verify_max_k = 0;  // >0: also time one forward over k = 1..verify_max_k new positions
   bool json = false;
+  StrategyOption strategy;  // also measure the target with this strategy, interleaved with the dense runs
 };
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -37,24 +38,32 @@ int run_bench(const BenchArgs& a) {
   std::vector<Token> prompt = model->tokenizer().encode(text, true, false);
   if (static_cast<int64_t>(prompt.size()) < a.prompt_tokens) fail("bench: could only build a {}-token prompt", prompt.size());
   prompt.resize(static_cast<size_t>(a.prompt_tokens));
-  double best_prefill = 0, best_decode = 0;
-  for (int rep = 0; rep < a.reps; ++rep) {
+  const auto strategy = a.strategy.make(*model);
+  const ExecPlan* splan = strategy ? &strategy->forward_plan() : nullptr;
+  // One prefill + greedy decode run with `plan`; keeps the best rates in pf/dc.
+  auto run_once = [&](const ExecPlan* plan, double& pf, double& dc) {
     KvCache cache = model->make_cache(a.prompt_tokens + a.gen_tokens + 1, a.mo.kv());
     Logits logits;
     const double t0 = now_s();
-    prefill(*model, prompt, cache, a.prompt_tokens, logits);
+    prefill(*model, prompt, cache, a.prompt_tokens, logits, plan);
     const double t1 = now_s();
     Token next = Sampler::argmax(logits.row(0));
     for (int64_t i = 0; i < a.gen_tokens; ++i) {
       const Pos p = static_cast<Pos>(cache.size());
       ForwardOptions fo;
       fo.logits = LogitsFor::Last;
-      model->forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, nullptr, logits, fo);
+      model->forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, plan, logits, fo);
       next = Sampler::argmax(logits.row(0));
     }
     const double t2 = now_s();
-    best_prefill = std::max(best_prefill, static_cast<double>(a.prompt_tokens) / (t1 - t0));
-    best_decode = std::max(best_decode, static_cast<double>(a.gen_tokens) / (t2 - t1));
+    pf = std::max(pf, static_cast<double>(a.prompt_tokens) / (t1 - t0));
+    dc = std::max(dc, static_cast<double>(a.gen_tokens) / (t2 - t1));
+  };
+  double best_prefill = 0, best_decode = 0, s_prefill = 0, s_decode = 0;
+  if (strategy) strategy->reset_metrics();
+  for (int rep = 0; rep < a.reps; ++rep) {  // dense and strategy runs interleaved (noisy machines)
+    run_once(nullptr, best_prefill, best_decode);
+    if (strategy) run_once(splan, s_prefill, s_decode);
   }
   // Verification cost curve: a forward over k new positions (logits for all k, as the verifier
   // needs) after the prompt, rolled back each time; median of `reps * 5` runs, relative to k = 1.
@@ -90,11 +99,21 @@ int run_bench(const BenchArgs& a) {
                         {"prefill_tok_s", best_prefill},    {"decode_tok_s", best_decode},
                         {"reps", a.reps},                   {"weights_dtype", a.mo.weights_dtype}};
     if (a.verify_max_k > 0) j["verify"] = verify;
+    if (strategy) {
+      j["strategy"] = StrategyOption::json(strategy.get());
+      j["strategy_prefill_tok_s"] = s_prefill;
+      j["strategy_decode_tok_s"] = s_decode;
+      j["strategy_decode_speedup"] = s_decode / best_decode;
+      j["strategy_metrics"] = strategy->metrics();
+    }
     std::puts(j.dump(2).c_str());
   } else {
     std::printf("%s  threads=%d  prefill %lld tok: %.1f tok/s  decode %lld tok: %.1f tok/s (best of %d)\n",
                 model->path().c_str(), ops::num_threads(), static_cast<long long>(a.prompt_tokens), best_prefill,
                 static_cast<long long>(a.gen_tokens), best_decode, a.reps);
+    if (strategy)
+      std::printf("with %s%s: prefill %.1f tok/s (%.2fx)  decode %.1f tok/s (%.2fx dense)\n", strategy->describe().c_str(),
+                  strategy->exact() ? "" : " [LOSSY]", s_prefill, s_prefill / best_prefill, s_decode, s_decode / best_decode);
     for (const auto& v : verify)
       std::printf("verify k=%2d: %7.2f ms  (%.2fx k=1)\n", v["k"].get<int>(), v["ms"].get<double>(), v["vs_k1"].get<double>());
   }
@@ -114,6 +133,7 @@ Command add_bench(CLI::App& app) {
                   "verification cost curve), median of 5*reps runs")
       ->check(CLI::Range(0, 64));
   sub->add_flag("--json", a->json, "Print JSON: prefill_tok_s, decode_tok_s, threads, model");
+  a->strategy.add(*sub);
   return {sub, [a] { return run_bench(*a); }};
 }
 

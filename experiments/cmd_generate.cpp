@@ -22,6 +22,7 @@ struct GenerateArgs {
   std::string draft;      // --draft SPEC: speculative decoding
   SpecOptions spec;
   bool baseline = false;  // also run plain decoding in the same process and report the speedup
+  StrategyOption strategy;  // --strategy: target accelerator (lossy unless exact)
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -44,6 +45,8 @@ int run_generate(const GenerateArgs& a) {
   gc.context = a.context;
   gc.stop_at_eog = !a.ignore_eos;
   gc.kv_dtype = a.mo.kv();
+  const auto strategy = a.strategy.make(*model);
+  if (strategy) gc.plan = &strategy->forward_plan();
   if (gc.context > 0 && static_cast<int64_t>(prompt.size()) >= gc.context)
     fail("prompt is {} tokens but --context is {}: the prompt must be shorter than the context", prompt.size(), gc.context);
   if (model->config().n_ctx_train > 0 && static_cast<int64_t>(prompt.size()) + a.max_tokens > model->config().n_ctx_train)
@@ -64,6 +67,8 @@ int run_generate(const GenerateArgs& a) {
   j["prompt_tokens"] = prompt.size();
   j["sampler"] = {{"temperature", a.sc.temperature}, {"top_k", a.sc.top_k}, {"top_p", a.sc.top_p},
                   {"min_p", a.sc.min_p}, {"repetition_penalty", a.sc.repetition_penalty}, {"seed", a.sc.seed}};
+  j["strategy"] = StrategyOption::json(strategy.get());
+  const bool target_lossy = strategy && !strategy->exact();
 
   if (a.draft.empty()) {
     if (a.baseline) fail("--baseline needs --draft SPEC (it compares speculative with plain decoding)");
@@ -81,7 +86,7 @@ int run_generate(const GenerateArgs& a) {
                     {"decode_s", r.decode_s},
                     {"draft_s", 0.0},
                     {"verify_s", r.decode_s},
-                    {"lossy", false}};
+                    {"lossy", target_lossy}};
       std::puts(j.dump(2).c_str());
     } else {
       std::fprintf(stderr, "\n[%zu prompt tokens, %zu generated, prefill %.2f s, decode %.1f tok/s]\n", prompt.size(),
@@ -118,11 +123,11 @@ int run_generate(const GenerateArgs& a) {
     j["stopped_at_eog"] = r.stopped_at_eog;
     j["drafter"] = drafter->describe();
     j["verifier"] = verifier->name();
-    j["lossy"] = verifier->lossy();
+    j["lossy"] = verifier->lossy() || target_lossy;
     j["k"] = spc.k;
     j["draft_length"] = a.spec.adaptive ? "adaptive" : "fixed";
     if (a.spec.adaptive) j["k_range"] = {spc.k_min, spc.k_max};
-    j["stats"] = spec_stats_json(st, verifier->lossy());
+    j["stats"] = spec_stats_json(st, verifier->lossy() || target_lossy);
     if (a.baseline) {
       j["baseline"] = {{"tokens", base.tokens.size()},
                        {"tokens_per_s", base.decode_tok_s()},
@@ -170,6 +175,7 @@ Command add_generate(CLI::App& app) {
   sub->add_flag("--json", a->json, "Print one JSON object (tokens, text, prompt_tokens, stats)");
   sub->add_option("--draft", a->draft, "Speculative decoding with this drafter SPEC:\n" + drafter_help());
   a->spec.add(*sub);
+  a->strategy.add(*sub);
   sub->add_flag("--baseline", a->baseline,
                 "With --draft: also run plain decoding of the same target in this process; report speedup and the "
                 "cost model (c, V, a)");

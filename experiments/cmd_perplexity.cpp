@@ -17,6 +17,7 @@ struct PplArgs {
   PerplexityConfig pc;
   std::string bos = "auto";
   bool json = false;
+  StrategyOption strategy;
 };
 
 int run_perplexity(const PplArgs& a) {
@@ -26,6 +27,8 @@ int run_perplexity(const PplArgs& a) {
   const std::vector<Token> toks = tok.encode(text, /*add_special=*/false, /*parse_special=*/false);
   PerplexityConfig pc = a.pc;
   pc.kv_dtype = a.mo.kv();
+  const auto strategy = a.strategy.make(*model);
+  if (strategy) pc.plan = &strategy->forward_plan();
   pc.add_bos = a.bos == "auto" ? tok.spec().add_bos : a.bos == "yes";
   const bool tty = !a.json;
   PerplexityResult r = perplexity(*model, toks, pc, [&](int64_t done, int64_t total) {
@@ -36,7 +39,9 @@ int run_perplexity(const PplArgs& a) {
     nlohmann::json j = {{"ppl", r.ppl},     {"tokens", r.tokens_scored}, {"windows", r.windows},
                         {"ctx", pc.ctx},    {"stride", pc.stride},       {"max_tokens", pc.max_tokens},
                         {"bos", pc.add_bos}, {"model", model->path()},   {"data", a.data},
-                        {"weights_dtype", a.mo.weights_dtype}, {"seconds", r.seconds}};
+                        {"weights_dtype", a.mo.weights_dtype}, {"seconds", r.seconds},
+                        {"strategy", StrategyOption::json(strategy.get())}};
+    if (strategy) j["strategy_metrics"] = strategy->metrics();
     std::puts(j.dump(2).c_str());
   } else {
     std::printf("ppl %.4f over %lld tokens (%lld windows, ctx %lld, stride %lld, bos %s) in %.1f s\n", r.ppl,
@@ -57,6 +62,7 @@ Command add_perplexity(CLI::App& app) {
   sub->add_option("--max-tokens", a->pc.max_tokens, "Use only the first N tokens of the text (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--bos", a->bos, "Prepend BOS to each window: auto (as the tokenizer does), yes, no")->capture_default_str()->check(CLI::IsMember({"auto", "yes", "no"}));
   sub->add_flag("--json", a->json, "Print JSON: ppl, tokens, settings");
+  a->strategy.add(*sub);
   return {sub, [a] { return run_perplexity(*a); }};
 }
 

@@ -36,7 +36,7 @@ PerplexityResult perplexity(Model& model, const std::vector<Token>& all, const P
     pos.resize(in.size());
     for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<Pos>(i);
     cache.clear();
-    model.forward(in, pos, cache, nullptr, logits);
+    model.forward(in, pos, cache, pc.plan, logits);
     // Input index i predicts input i+1, i.e. absolute text token s + i + 1 - b.
     for (int64_t i = 0; i + 1 < static_cast<int64_t>(in.size()); ++i) {
       const int64_t target = s + i + 1 - b;

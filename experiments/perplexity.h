@@ -18,6 +18,7 @@ struct PerplexityConfig {
   int64_t max_tokens = 8192;  // 0 = whole text
   bool add_bos = true;        // prepend BOS to each window when the model's tokenizer adds one
   KvDType kv_dtype = KvDType::F16;
+  const ExecPlan* plan = nullptr;  // strategy run by every forward pass (null = dense); not owned
 };
 
 struct PerplexityResult {

@@ -104,7 +104,7 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
     logits = *prefilled->last;
   } else {
     cache = target.make_cache(ctx, gc.kv_dtype);
-    prefill(target, prompt, cache, gc.prefill_chunk, logits);
+    prefill(target, prompt, cache, gc.prefill_chunk, logits, gc.plan);
   }
   const double t1 = now_s();
   st.prefill_s = t1 - t0;
@@ -198,7 +198,7 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
       }
       fo.mask = mask.data();
     }
-    target.forward(vtok, vpos, cache, nullptr, vlogits, fo);
+    target.forward(vtok, vpos, cache, gc.plan, vlogits, fo);
     verifier.accept(draft, vlogits, history, sampler, rng, acc);
     const double tc = now_s();
 
