@@ -1,0 +1,395 @@
+#pragma once
+// The arithmetic of every CUDA kernel, as phased kernels (see kernels/cuda/hd.h): compiled by nvcc
+// for the device (kernels/cuda/kernels.cu) and by the host compiler for the tests, which run them
+// over every block and thread and compare with kernels/reference/.
+//
+// Shapes follow kernels/ops.h. Block sizes are powers of two (tree reductions in shared memory).
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/hd.h"
+
+namespace specula::cuda {
+
+// ---- element decoding (bit-exact with kernels/reference/quant.h) ----------------------------------
+
+// Weight storage types the device kernels read (ggml ids, as DType in kernels/ops.h).
+enum class WType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, BF16 = 30 };
+
+SPECULA_HD float half_to_float(uint16_t h) {
+  // IEEE half -> float, exact (same construction as ref::fp16_to_fp32).
+  const uint32_t sign = (static_cast<uint32_t>(h) & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      uint32_t m = man;
+      do {
+        ++e;
+        m <<= 1;
+      } while ((m & 0x400u) == 0);
+      bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((m & 0x3FFu) << 13);
+    }
+  } else if (exp == 0x1F) {
+    bits = sign | 0x7F800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 112u) << 23) | (man << 13);
+  }
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+SPECULA_HD float bf16_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+SPECULA_HD uint16_t load_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// Bytes of one block and elements per block.
+SPECULA_HD int64_t block_elems(WType t) { return t == WType::F32 || t == WType::F16 || t == WType::BF16 ? 1 : 32; }
+SPECULA_HD int64_t block_bytes(WType t) {
+  switch (t) {
+    case WType::F32: return 4;
+    case WType::F16: case WType::BF16: return 2;
+    case WType::Q4_0: return 18;
+    case WType::Q4_1: return 20;
+    case WType::Q8_0: return 34;
+  }
+  return 0;
+}
+
+// Element c of a row stored as t (dequantized exactly as ref::dequantize_row does).
+SPECULA_HD float weight_at(WType t, const uint8_t* row, int64_t c) {
+  switch (t) {
+    case WType::F32: {
+      float f;
+      __builtin_memcpy(&f, row + 4 * c, sizeof f);
+      return f;
+    }
+    case WType::F16: return half_to_float(load_u16(row + 2 * c));
+    case WType::BF16: return bf16_to_float(load_u16(row + 2 * c));
+    case WType::Q8_0: {
+      const uint8_t* b = row + (c / 32) * 34;
+      return half_to_float(load_u16(b)) * static_cast<float>(static_cast<int8_t>(b[2 + c % 32]));
+    }
+    case WType::Q4_0: {  // 16 bytes of nibbles: element i < 16 in the low nibble of byte i, i >= 16 in the high
+      const uint8_t* b = row + (c / 32) * 18;
+      const int i = static_cast<int>(c % 32);
+      const int q = i < 16 ? (b[2 + i] & 0x0F) : (b[2 + i - 16] >> 4);
+      return half_to_float(load_u16(b)) * static_cast<float>(q - 8);
+    }
+    case WType::Q4_1: {
+      const uint8_t* b = row + (c / 32) * 20;
+      const int i = static_cast<int>(c % 32);
+      const int q = i < 16 ? (b[4 + i] & 0x0F) : (b[4 + i - 16] >> 4);
+      return half_to_float(load_u16(b)) * static_cast<float>(q) + half_to_float(load_u16(b + 2));
+    }
+  }
+  return 0.f;
+}
+
+// ---- reductions in shared memory ------------------------------------------------------------------
+
+// Phase `step` (0-based) of a tree sum over red[0..nt): after ilog2(nt) steps red[0] holds the sum.
+SPECULA_HD void tree_sum_step(float* red, int step, const Idx& i) {
+  const int stride = i.nt >> (step + 1);
+  if (i.t < stride) red[i.t] += red[i.t + stride];
+}
+SPECULA_HD void tree_max_step(float* red, int step, const Idx& i) {
+  const int stride = i.nt >> (step + 1);
+  if (i.t < stride && red[i.t + stride] > red[i.t]) red[i.t] = red[i.t + stride];
+}
+
+// ---- kernels ---------------------------------------------------------------------------------------
+
+// y[r] = x[r] / rms(x[r]) * w  — one block per row, grid.x = rows. shm: nt floats.
+struct RmsNormK {
+  const float* x;
+  const float* w;  // may be null (ones)
+  float* y;
+  int64_t n;
+  float eps;
+  static int phases(int nt) { return 2 + ilog2(nt); }
+  SPECULA_HD void phase(int p, const Idx& i, float* shm) const {
+    const float* xr = x + i.bx * n;
+    if (p == 0) {
+      float s = 0.f;
+      for (int64_t c = i.t; c < n; c += i.nt) s += xr[c] * xr[c];
+      shm[i.t] = s;
+    } else if (p <= ilog2(i.nt)) {
+      tree_sum_step(shm, p - 1, i);
+    } else {
+      const float scale = 1.0f / sqrtf(shm[0] / static_cast<float>(n) + eps);
+      float* yr = y + i.bx * n;
+      for (int64_t c = i.t; c < n; c += i.nt) yr[c] = xr[c] * scale * (w ? w[c] : 1.0f);
+    }
+  }
+};
+
+// Rotary embedding, in place: grid.x = T * n_heads (one block per head vector), threads over pairs.
+// Angles as ref::rope: theta_i = pos * theta_scale^i (built by repeated float multiplication).
+struct RopeK {
+  float* x;  // [T][n_heads][head_dim]
+  const int32_t* pos;
+  int64_t n_heads, head_dim, rot;
+  float theta_scale, freq_scale;
+  const float* freq_factors;  // [rot / 2] or null
+  bool neox;
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const int64_t t = i.bx / n_heads;
+    float* v = x + i.bx * head_dim;
+    for (int64_t k = i.t; k < rot / 2; k += i.nt) {
+      float theta = static_cast<float>(pos[t]);
+      for (int64_t j = 0; j < k; ++j) theta *= theta_scale;
+      const float ff = freq_factors ? freq_factors[k] : 1.0f;
+      const float angle = freq_scale * (theta / ff);
+      const float c = cosf(angle), s = sinf(angle);
+      const int64_t a = neox ? k : 2 * k, b = neox ? k + rot / 2 : 2 * k + 1;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+};
+
+// Y[t][r] = sum_c W[r][c] * X[t][c] with weights decoded on the fly (GEMV for decode / small T):
+// grid = (rows, T), threads over columns, tree sum. shm: nt floats.
+struct GemvK {
+  WType wt;
+  const uint8_t* w;
+  int64_t row_stride;  // bytes
+  int64_t rows, cols;
+  const float* x;
+  float* y;
+  static int phases(int nt) { return 2 + ilog2(nt); }
+  SPECULA_HD void phase(int p, const Idx& i, float* shm) const {
+    if (p == 0) {
+      const uint8_t* wr = w + i.bx * row_stride;
+      const float* xt = x + i.by * cols;
+      float s = 0.f;
+      for (int64_t c = i.t; c < cols; c += i.nt) s += weight_at(wt, wr, c) * xt[c];
+      shm[i.t] = s;
+    } else if (p <= ilog2(i.nt)) {
+      tree_sum_step(shm, p - 1, i);
+    } else if (i.t == 0) {
+      y[i.by * rows + i.bx] = shm[0];
+    }
+  }
+};
+
+// Softmax attention for one (query row, head) per block: grid = (T, n_head). Keys are split over the
+// threads; scores live in shared memory. shm: n_kv + 2 * nt floats.
+struct AttentionK {
+  int64_t n_head, n_head_kv, head_dim_k, head_dim_v, n_kv;
+  const float* q;      // [T][n_head][head_dim_k]
+  const uint8_t* k;    // [n_kv][n_head_kv][head_dim_k], f32 or f16
+  const uint8_t* v;    // [n_kv][n_head_kv][head_dim_v]
+  bool f16;            // cache element type; with f16, q and the probabilities are rounded to f16 (as ref)
+  const float* mask;   // [T][n_kv] additive
+  float scale, softcap;
+  float* out;          // [T][n_head][head_dim_v]
+  const int32_t* head_ids;  // compacted heads (see AttentionArgs), or null
+  int64_t n_head_model;
+
+  static int phases(int nt) { return 3 + 2 * ilog2(nt); }
+  static int64_t shm_floats(int64_t n_kv, int nt) { return n_kv + 2 * nt; }
+
+  SPECULA_HD float kv(const uint8_t* base, int64_t idx) const {
+    if (f16) return half_to_float(load_u16(base + 2 * idx));
+    float f;
+    __builtin_memcpy(&f, base + 4 * idx, sizeof f);
+    return f;
+  }
+  SPECULA_HD int64_t kv_head(int64_t h) const {
+    return head_ids ? head_ids[h] / (n_head_model / n_head_kv) : h / (n_head / n_head_kv);
+  }
+  SPECULA_HD static float round_f16(float x);
+
+  SPECULA_HD void phase(int p, const Idx& i, float* shm) const {
+    const int64_t t = i.bx, h = i.by, hk = kv_head(h);
+    const int L = ilog2(i.nt);
+    float* s = shm;              // [n_kv] scores, then probabilities (unnormalised)
+    float* rmax = shm + n_kv;    // [nt]
+    float* rsum = rmax + i.nt;   // [nt]
+    const float* m = mask + t * n_kv;
+    const float NEG = -INFINITY;
+    if (p == 0) {  // scores
+      const float* qs = q + (t * n_head + h) * head_dim_k;
+      float mx = NEG;
+      for (int64_t j = i.t; j < n_kv; j += i.nt) {
+        if (m[j] == NEG) {
+          s[j] = NEG;
+          continue;
+        }
+        const uint8_t* kj = k + (j * n_head_kv + hk) * head_dim_k * (f16 ? 2 : 4);
+        float dot = 0.f;
+        for (int64_t d = 0; d < head_dim_k; ++d) dot += (f16 ? round_f16(qs[d]) : qs[d]) * kv(kj, d);
+        float x = softcap > 0.f ? softcap * tanhf(dot * scale / softcap) : dot * scale;
+        s[j] = x + m[j];
+        mx = s[j] > mx ? s[j] : mx;
+      }
+      rmax[i.t] = mx;
+    } else if (p <= L) {
+      tree_max_step(rmax, p - 1, i);
+    } else if (p == L + 1) {  // exponentials
+      const float mx = rmax[0];
+      float sum = 0.f;
+      for (int64_t j = i.t; j < n_kv; j += i.nt) {
+        s[j] = (s[j] == NEG || mx == NEG) ? 0.f : expf(s[j] - mx);
+        sum += s[j];
+      }
+      rsum[i.t] = sum;
+    } else if (p <= 2 * L + 1) {
+      tree_sum_step(rsum, p - L - 2, i);
+    } else if (p == 2 * L + 2) {  // weighted values: threads over output dims
+      float* o = out + (t * n_head + h) * head_dim_v;
+      const float sum = rsum[0];
+      for (int64_t d = i.t; d < head_dim_v; d += i.nt) {
+        float acc = 0.f;
+        if (sum > 0.f) {
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j < n_kv; ++j) {
+            float pj = s[j] * inv;
+            if (pj == 0.f) continue;
+            if (f16) pj = round_f16(pj);
+            acc += pj * kv(v + (j * n_head_kv + hk) * head_dim_v * (f16 ? 2 : 4), d);
+          }
+        }
+        o[d] = acc;
+      }
+    }
+  }
+};
+
+// float -> half -> float, round to nearest even (as ref::fp32_to_fp16 then back).
+SPECULA_HD float AttentionK::round_f16(float x) {
+  uint32_t b;
+  __builtin_memcpy(&b, &x, sizeof b);
+  const uint32_t sign = b & 0x80000000u;
+  uint32_t a = b & 0x7FFFFFFFu;
+  uint16_t h;
+  if (a >= 0x7F800000u) {
+    h = static_cast<uint16_t>((sign >> 16) | (a > 0x7F800000u ? 0x7E00u : 0x7C00u));
+  } else if (a >= 0x477FF000u) {  // rounds to >= 65520: inf
+    h = static_cast<uint16_t>((sign >> 16) | 0x7C00u);
+  } else if (a < 0x38800000u) {  // subnormal half (or zero): scale into the integer range and round
+    float f;
+    __builtin_memcpy(&f, &a, sizeof f);
+    const float scaled = f * 16777216.0f;  // 2^24: half subnormal unit = 2^-24
+    const float r = rintf(scaled);
+    h = static_cast<uint16_t>((sign >> 16) | static_cast<uint16_t>(r));
+  } else {
+    const uint32_t mant_odd = (a >> 13) & 1u;
+    a += 0xFFFu + mant_odd;  // round to nearest even at bit 13
+    h = static_cast<uint16_t>((sign >> 16) | (((a >> 13) - (112u << 10)) & 0x7FFFu));
+  }
+  return half_to_float(h);
+}
+
+// Index of the largest value of each row (first one on ties): one block per row. shm: 2 * nt floats.
+struct ArgmaxK {
+  const float* x;
+  int64_t n;
+  int32_t* out;
+  static int phases(int nt) { return 2 + ilog2(nt); }
+  SPECULA_HD void phase(int p, const Idx& i, float* shm) const {
+    float* val = shm;
+    float* idx = shm + i.nt;  // indices < 2^24 are exact in float
+    const float* xr = x + i.bx * n;
+    if (p == 0) {
+      float best = -INFINITY;
+      int64_t bi = -1;
+      for (int64_t c = i.t; c < n; c += i.nt)
+        if (bi < 0 || xr[c] > best) {
+          best = xr[c];
+          bi = c;
+        }
+      val[i.t] = best;
+      idx[i.t] = static_cast<float>(bi);
+    } else if (p <= ilog2(i.nt)) {
+      const int stride = i.nt >> p;
+      if (i.t < stride) {
+        const float v2 = val[i.t + stride], i2 = idx[i.t + stride];
+        if (i2 >= 0.f && (idx[i.t] < 0.f || v2 > val[i.t] || (v2 == val[i.t] && i2 < idx[i.t]))) {
+          val[i.t] = v2;
+          idx[i.t] = i2;
+        }
+      }
+    } else if (i.t == 0) {
+      out[i.bx] = static_cast<int32_t>(idx[0]);
+    }
+  }
+};
+
+// Greedy acceptance of a drafted chain on the device: target argmax per row (k + 1 rows) against the
+// k drafted tokens; out[0] = accepted count n, out[1] = the target's token after them (row n's argmax).
+// One block, one thread (k <= 16), so no per-token host round trip is needed beyond reading out[].
+struct GreedyAcceptK {
+  const int32_t* target_argmax;  // [k + 1]
+  const int32_t* draft;          // [k]
+  int64_t k;
+  int32_t* out;                  // [2]
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    if (i.t != 0 || i.bx != 0) return;
+    int64_t n = 0;
+    while (n < k && draft[n] == target_argmax[n]) ++n;
+    out[0] = static_cast<int32_t>(n);
+    out[1] = target_argmax[n];
+  }
+};
+
+// Sparse down-projection: Y[t][c] = sum_j A[t][j] * WT[rows[j]][c] (j ascending, zeros skipped), as
+// ops::gather_axpy. grid = (ceil(cols / nt), T), one output column per thread.
+struct GatherAxpyK {
+  WType wt;
+  const uint8_t* w;
+  int64_t row_stride, cols;
+  const int32_t* rows;
+  int64_t m;
+  const float* a;  // [T][m]
+  float* y;        // [T][cols]
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const int64_t c = i.bx * i.nt + i.t;
+    if (c >= cols) return;
+    const float* at = a + i.by * m;
+    float acc = 0.f;
+    for (int64_t j = 0; j < m; ++j)
+      if (at[j] != 0.f) acc += at[j] * weight_at(wt, w + rows[j] * row_stride, c);
+    y[i.by * cols + c] = acc;
+  }
+};
+
+// out = act(gate) * up elementwise; grid.x = ceil(n / nt).
+struct GluK {
+  const float* gate;
+  const float* up;
+  float* out;
+  int64_t n;
+  bool gelu;  // false: SiLU
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const int64_t e = i.bx * i.nt + i.t;
+    if (e >= n) return;
+    const float g = gate[e];
+    float a;
+    if (gelu) {
+      const float k = 0.79788456080286535587989211986876f;
+      a = 0.5f * g * (1.0f + tanhf(k * g * (1.0f + 0.044715f * g * g)));
+    } else {
+      a = g / (1.0f + expf(-g));
+    }
+    out[e] = a * up[e];
+  }
+};
+
+}  // namespace specula::cuda

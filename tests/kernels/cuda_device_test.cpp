@@ -1,0 +1,163 @@
+// Device parity tests of the CUDA kernels (ggml test-backend-ops style): each kernel runs on the GPU
+// and is compared with kernels/reference/. Without a GPU (or without the CUDA backend) every test
+// skips with the reason. The same kernels' arithmetic is checked on the host in cuda_host_test.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cuda/device.h"
+#include "kernels/ops.h"
+#include "kernels/reference/ops_ref.h"
+#include "kernels/reference/quant.h"
+#include "tests/test_util.h"
+
+namespace specula::cuda {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                                \
+  do {                                                                                    \
+    if (!device_info().available) GTEST_SKIP() << "no GPU: " << device_info().reason;     \
+  } while (0)
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+double nmse(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return num / den;
+}
+
+template <class T>
+HostBuffer in(std::vector<T>& v) { return {v.data(), static_cast<int64_t>(v.size() * sizeof(T)), false}; }
+template <class T>
+HostBuffer out(std::vector<T>& v) { return {v.data(), static_cast<int64_t>(v.size() * sizeof(T)), true}; }
+
+TEST(CudaDevice, NoDeviceIsAClearError) {
+  if (device_info().available) GTEST_SKIP() << "a GPU is present: " << device_info().name;
+  EXPECT_FALSE(device_info().reason.empty());
+  test::expect_error([] { require_device(); }, {"device cuda"});
+}
+
+TEST(CudaDevice, RmsNorm) {
+  SKIP_WITHOUT_GPU();
+  const int64_t rows = 5, n = 576;
+  auto x = randn(rows * n, 1), w = randn(n, 2);
+  std::vector<float> y(x.size()), yr(x.size());
+  run_rmsnorm(RmsNormK{x.data(), w.data(), y.data(), n, 1e-5f}, rows, 128, {in(x), in(w), out(y)});
+  for (int64_t r = 0; r < rows; ++r) ref::rmsnorm(x.data() + r * n, w.data(), yr.data() + r * n, n, 1e-5f);
+  EXPECT_LT(nmse(y, yr), 1e-10);
+}
+
+TEST(CudaDevice, GemvAllWeightTypes) {
+  SKIP_WITHOUT_GPU();
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    const int64_t rows = 300, cols = 576, T = 3;
+    const auto wf = randn(rows * cols, 7, 0.5f);
+    const int64_t rb = row_bytes(t, cols);
+    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
+    for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+    auto x = randn(T * cols, 8);
+    std::vector<float> y(T * rows), yr(y.size());
+    run_gemv(GemvK{static_cast<WType>(t), w.data(), rb, rows, cols, x.data(), y.data()}, 128, {in(w), in(x), out(y)});
+    std::vector<float> wd(rows * cols);
+    for (int64_t r = 0; r < rows; ++r) ref::dequantize_row(t, w.data() + r * rb, wd.data() + r * cols, cols);
+    ref::matmul(WeightView{DType::F32, rows, cols, wd.data(), cols * 4}, x.data(), T, yr.data());
+    EXPECT_LT(nmse(y, yr), 1e-10) << dtype_traits(t).name;
+  }
+}
+
+TEST(CudaDevice, AttentionF16Cache) {
+  SKIP_WITHOUT_GPU();
+  const int64_t T = 4, nh = 9, nkv = 3, hd = 64, n_kv = 300;
+  auto q = randn(T * nh * hd, 1);
+  const auto kf = randn(n_kv * nkv * hd, 2), vf = randn(n_kv * nkv * hd, 3);
+  std::vector<uint8_t> k(n_kv * nkv * hd * 2), v(k.size());
+  ref::quantize_row(DType::F16, kf.data(), k.data(), n_kv * nkv * hd);
+  ref::quantize_row(DType::F16, vf.data(), v.data(), n_kv * nkv * hd);
+  std::vector<float> mask(T * n_kv, 0.f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t j = n_kv - T + t + 1; j < n_kv; ++j) mask[t * n_kv + j] = -INFINITY;
+  std::vector<float> o(T * nh * hd), orf(o.size());
+  AttentionArgs a;
+  a.n_tokens = T; a.n_head = nh; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
+  a.q = q.data(); a.kv_dtype = KvDType::F16; a.k = k.data(); a.v = v.data(); a.mask = mask.data(); a.scale = 0.125f;
+  a.out = orf.data();
+  ref::attention(a);
+  run_attention(AttentionK{nh, nkv, hd, hd, n_kv, q.data(), k.data(), v.data(), true, mask.data(), 0.125f, 0.f, o.data(), nullptr, 0},
+                T, 128, {in(q), in(k), in(v), in(mask), out(o)});
+  EXPECT_LT(nmse(o, orf), 1e-9);
+}
+
+TEST(CudaDevice, ArgmaxGatherGluRopeAccept) {
+  SKIP_WITHOUT_GPU();
+  auto x = randn(3 * 49152, 4);
+  std::vector<int32_t> am(3);
+  run_argmax(ArgmaxK{x.data(), 49152, am.data()}, 3, 256, {in(x), out(am)});
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(am[r], std::max_element(x.begin() + r * 49152, x.begin() + (r + 1) * 49152) - (x.begin() + r * 49152));
+
+  const int64_t n_in = 1536, cols = 576;
+  const auto wf = randn(n_in * cols, 5);
+  std::vector<uint8_t> w(static_cast<size_t>(row_bytes(DType::Q8_0, cols) * n_in));
+  for (int64_t r = 0; r < n_in; ++r) ref::quantize_row(DType::Q8_0, wf.data() + r * cols, w.data() + r * row_bytes(DType::Q8_0, cols), cols);
+  std::vector<int32_t> rows;
+  for (int32_t i = 0; i < n_in; i += 7) rows.push_back(i);
+  auto av = randn(rows.size(), 6);
+  std::vector<float> y(cols), yr(cols);
+  run_gather_axpy(GatherAxpyK{WType::Q8_0, w.data(), row_bytes(DType::Q8_0, cols), cols, rows.data(), static_cast<int64_t>(rows.size()), av.data(), y.data()},
+                  1, 128, {in(w), in(rows), in(av), out(y)});
+  ref::gather_axpy(WeightView{DType::Q8_0, n_in, cols, w.data(), row_bytes(DType::Q8_0, cols)}, rows, av.data(), 1, yr.data());
+  EXPECT_LT(nmse(y, yr), 1e-10);
+
+  auto g = randn(5000, 7), u = randn(5000, 8);
+  std::vector<float> o(5000), orf(5000);
+  run_glu(GluK{g.data(), u.data(), o.data(), 5000, true}, 256, {in(g), in(u), out(o)});
+  ref::gelu_tanh_mul(g.data(), u.data(), orf.data(), 5000);
+  EXPECT_LT(nmse(o, orf), 1e-10);
+
+  auto rx = randn(2 * 9 * 64, 9);
+  auto rr = rx;
+  std::vector<int32_t> pos = {5, 1000};
+  RopeParams p;
+  p.style = RopeStyle::Neox;
+  p.rot_dim = 64;
+  p.theta = 10000.f;
+  ref::rope(rr.data(), 2, 9, 64, pos.data(), p);
+  run_rope(RopeK{rx.data(), pos.data(), 9, 64, 64, std::pow(10000.f, -2.0f / 64), 1.f, nullptr, true}, 18, 32, {out(rx), in(pos)});
+  EXPECT_LT(nmse(rx, rr), 1e-10);
+
+  std::vector<int32_t> target = {7, 8, 9, 10, 11}, draft = {7, 8, 3, 10}, res(2);
+  run_greedy_accept(GreedyAcceptK{target.data(), draft.data(), 4, res.data()}, {in(target), in(draft), out(res)});
+  EXPECT_EQ(res[0], 2);
+  EXPECT_EQ(res[1], 9);
+}
+
+TEST(CudaDevice, CublasMappingsMatchReference) {
+  SKIP_WITHOUT_GPU();
+  const int64_t rows = 1536, cols = 576, T = 9;
+  const auto W = randn(rows * cols, 1), X = randn(T * cols, 2);
+  std::vector<float> Y(T * rows, 0.f), Yr(Y.size());
+  run_cublas_gemm(map_matmul(rows, cols, T), W, X, Y);
+  ref::matmul(WeightView{DType::F32, rows, cols, W.data(), cols * 4}, X.data(), T, Yr.data());
+  EXPECT_LT(nmse(Y, Yr), 1e-10);
+  const int64_t nh = 9, nkv = 3, hd = 64, n_kv = 100;
+  const auto q = randn(T * nh * hd, 3), k = randn(n_kv * nkv * hd, 4);
+  std::vector<float> S(nh * T * n_kv, 0.f), Sh(S.size(), 0.f);
+  const GemmCall g = map_attention_scores(T, nh, nkv, hd, n_kv);
+  run_cublas_gemm(g, k, q, S);
+  eval_gemm(g, k.data(), q.data(), Sh.data());
+  EXPECT_LT(nmse(S, Sh), 1e-10);
+}
+
+}  // namespace
+}  // namespace specula::cuda

@@ -1,0 +1,339 @@
+// The CUDA kernels' arithmetic, run on the CPU: every phased kernel of kernels/cuda/kernels_math.h is
+// emulated over every block and thread, phase by phase (kernels/cuda/hd.h), on small and odd shapes and
+// several block sizes, and compared with kernels/reference/. The cuBLAS call mappings of
+// kernels/cuda/cublas_map.h are evaluated with cuBLAS's column-major semantics and compared with the
+// reference ops; a deliberately broken mapping must be caught (a test of the test).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <tuple>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cuda/cublas_map.h"
+#include "kernels/cuda/kernels_math.h"
+#include "kernels/ops.h"
+#include "kernels/reference/ops_ref.h"
+#include "kernels/reference/quant.h"
+
+namespace specula::cuda {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+double max_rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double scale = 1e-30, err = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+    err = std::max(err, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  return err / scale;
+}
+
+const int kBlockSizes[] = {1, 2, 32, 128};
+
+TEST(CudaHost, HalfConversionsMatchReference) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float a = half_to_float(static_cast<uint16_t>(h)), b = ref::fp16_to_fp32(static_cast<uint16_t>(h));
+    if (std::isnan(b)) ASSERT_TRUE(std::isnan(a)) << h;
+    else ASSERT_EQ(a, b) << h;
+  }
+  std::mt19937 g(3);
+  for (int i = 0; i < 200000; ++i) {
+    uint32_t bits = g();
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    if (std::isnan(f)) continue;
+    const float a = AttentionK::round_f16(f), b = ref::fp16_to_fp32(ref::fp32_to_fp16(f));
+    ASSERT_EQ(a, b) << f;
+  }
+}
+
+TEST(CudaHost, WeightDecodingMatchesDequantize) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    const int64_t n = 96;
+    const auto f = randn(n, 5);
+    std::vector<uint8_t> row(static_cast<size_t>(row_bytes(t, n)));
+    ref::quantize_row(t, f.data(), row.data(), n);
+    std::vector<float> deq(n);
+    ref::dequantize_row(t, row.data(), deq.data(), n);
+    for (int64_t c = 0; c < n; ++c)
+      ASSERT_EQ(weight_at(static_cast<WType>(t), row.data(), c), deq[static_cast<size_t>(c)]) << dtype_traits(t).name << " c=" << c;
+  }
+}
+
+TEST(CudaHost, RmsNorm) {
+  for (int nt : kBlockSizes)
+    for (int64_t n : {1, 7, 576, 640}) {
+      const int64_t rows = 3;
+      const auto x = randn(static_cast<size_t>(rows * n), 1), w = randn(static_cast<size_t>(n), 2);
+      std::vector<float> y(x.size()), yr(x.size());
+      emulate(RmsNormK{x.data(), w.data(), y.data(), n, 1e-5f}, rows, 1, nt, nt);
+      for (int64_t r = 0; r < rows; ++r) ref::rmsnorm(x.data() + r * n, w.data(), yr.data() + r * n, n, 1e-5f);
+      EXPECT_LT(max_rel_err(y, yr), 1e-5) << "nt=" << nt << " n=" << n;
+    }
+}
+
+// A test of the test: the emulation runs barriers for real, so a kernel that drops the last step of its
+// shared-memory tree reduction (the kind of bug a device run would show as wrong norms) fails.
+struct RmsNormShortTree : RmsNormK {
+  static int phases(int nt) { return 1 + ilog2(nt); }
+  void phase(int p, const Idx& i, float* shm) const { RmsNormK::phase(p == ilog2(i.nt) ? p + 1 : p, i, shm); }
+};
+
+TEST(CudaHost, BrokenReductionIsCaught) {
+  const int64_t n = 576;
+  const auto x = randn(static_cast<size_t>(n), 1);
+  std::vector<float> y(x.size()), yr(x.size());
+  ref::rmsnorm(x.data(), nullptr, yr.data(), n, 1e-5f);
+  emulate(RmsNormK{x.data(), nullptr, y.data(), n, 1e-5f}, 1, 1, 32, 32);
+  EXPECT_LT(max_rel_err(y, yr), 1e-5);
+  emulate(RmsNormShortTree{{x.data(), nullptr, y.data(), n, 1e-5f}}, 1, 1, 32, 32);
+  EXPECT_GT(max_rel_err(y, yr), 1e-3) << "a reduction missing its last step was not detected";
+}
+
+TEST(CudaHost, Rope) {
+  for (bool neox : {false, true})
+    for (int nt : kBlockSizes) {
+      const int64_t T = 3, nh = 5, hd = 64, rot = 48;
+      auto x = randn(static_cast<size_t>(T * nh * hd), 4);
+      auto xr = x;
+      const int32_t pos[T] = {0, 17, 300};
+      RopeParams p;
+      p.style = neox ? RopeStyle::Neox : RopeStyle::Interleaved;
+      p.rot_dim = rot;
+      p.theta = 10000.f;
+      p.freq_scale = 0.5f;
+      ref::rope(xr.data(), T, nh, hd, pos, p);
+      const float theta_scale = std::pow(p.theta, -2.0f / static_cast<float>(rot));
+      emulate(RopeK{x.data(), pos, nh, hd, rot, theta_scale, p.freq_scale, nullptr, neox}, T * nh, 1, nt, 0);
+      EXPECT_EQ(x, xr) << "nt=" << nt << " neox=" << neox;
+    }
+}
+
+TEST(CudaHost, Gemv) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1})
+    for (int nt : {1, 32, 128}) {
+      const int64_t rows = 37, cols = 96, T = 2;
+      const auto wf = randn(static_cast<size_t>(rows * cols), 7, 0.5f);
+      const int64_t rb = row_bytes(t, cols);
+      std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
+      for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+      const auto x = randn(static_cast<size_t>(T * cols), 8);
+      std::vector<float> y(static_cast<size_t>(T * rows)), yr(y.size());
+      emulate(GemvK{static_cast<WType>(t), w.data(), rb, rows, cols, x.data(), y.data()}, rows, T, nt, nt);
+      // Reference with float activations: the dequantized weights times x (the device kernel does not
+      // quantize activations).
+      std::vector<float> wd(static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r) ref::dequantize_row(t, w.data() + r * rb, wd.data() + r * cols, cols);
+      for (int64_t tt = 0; tt < T; ++tt)
+        for (int64_t r = 0; r < rows; ++r) {
+          double s = 0;
+          for (int64_t c = 0; c < cols; ++c) s += static_cast<double>(wd[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(tt * cols + c)];
+          yr[static_cast<size_t>(tt * rows + r)] = static_cast<float>(s);
+        }
+      EXPECT_LT(max_rel_err(y, yr), 1e-5) << dtype_traits(t).name << " nt=" << nt;
+    }
+}
+
+TEST(CudaHost, AttentionWithMasksGqaSoftcapAndHeadSubsets) {
+  for (bool f16 : {false, true})
+    for (int nt : {1, 32, 64}) {
+      const int64_t T = 3, nh = 6, nkv = 2, hd = 32, n_kv = 13;
+      const auto q = randn(static_cast<size_t>(T * nh * hd), 1);
+      const auto kf = randn(static_cast<size_t>(n_kv * nkv * hd), 2), vf = randn(static_cast<size_t>(n_kv * nkv * hd), 3);
+      std::vector<uint8_t> k(static_cast<size_t>(n_kv * nkv * hd * (f16 ? 2 : 4))), v(k.size());
+      ref::quantize_row(f16 ? DType::F16 : DType::F32, kf.data(), k.data(), n_kv * nkv * hd);
+      ref::quantize_row(f16 ? DType::F16 : DType::F32, vf.data(), v.data(), n_kv * nkv * hd);
+      // Causal-with-holes mask; row 1 fully masked except one slot; tree-style gaps.
+      std::vector<float> mask(static_cast<size_t>(T * n_kv), 0.f);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < n_kv; ++j)
+          if (j > 10 + t || (t == 1 && j != 4) || (t == 2 && j % 3 == 1)) mask[static_cast<size_t>(t * n_kv + j)] = -INFINITY;
+      for (float softcap : {0.f, 5.f}) {
+        AttentionArgs a;
+        a.n_tokens = T; a.n_head = nh; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
+        a.q = q.data(); a.kv_dtype = f16 ? KvDType::F16 : KvDType::F32; a.k = k.data(); a.v = v.data();
+        a.mask = mask.data(); a.scale = 0.17f; a.softcap = softcap;
+        std::vector<float> out_ref(static_cast<size_t>(T * nh * hd)), out(out_ref.size());
+        a.out = out_ref.data();
+        ref::attention(a);
+        AttentionK K{nh, nkv, hd, hd, n_kv, q.data(), k.data(), v.data(), f16, mask.data(), a.scale, softcap, out.data(), nullptr, 0};
+        emulate(K, T, nh, nt, AttentionK::shm_floats(n_kv, nt));
+        EXPECT_LT(max_rel_err(out, out_ref), 1e-5) << "f16=" << f16 << " nt=" << nt << " softcap=" << softcap;
+      }
+      // Compacted head subset (Deja Vu): heads {1, 5}.
+      const int32_t heads[2] = {1, 5};
+      std::vector<float> qs;
+      for (int64_t t = 0; t < T; ++t)
+        for (int32_t h : heads) qs.insert(qs.end(), q.begin() + (t * nh + h) * hd, q.begin() + (t * nh + h + 1) * hd);
+      AttentionArgs a;
+      a.n_tokens = T; a.n_head = 2; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
+      a.q = qs.data(); a.kv_dtype = f16 ? KvDType::F16 : KvDType::F32; a.k = k.data(); a.v = v.data();
+      a.mask = mask.data(); a.scale = 0.17f; a.head_ids = heads; a.n_head_model = nh;
+      std::vector<float> out_ref(static_cast<size_t>(T * 2 * hd)), out(out_ref.size());
+      a.out = out_ref.data();
+      ref::attention(a);
+      AttentionK K{2, nkv, hd, hd, n_kv, qs.data(), k.data(), v.data(), f16, mask.data(), 0.17f, 0.f, out.data(), heads, nh};
+      emulate(K, T, 2, nt, AttentionK::shm_floats(n_kv, nt));
+      EXPECT_LT(max_rel_err(out, out_ref), 1e-5) << "heads subset, nt=" << nt;
+    }
+}
+
+TEST(CudaHost, ArgmaxFirstMaximumOnTies) {
+  for (int nt : kBlockSizes) {
+    const int64_t n = 1001, rows = 4;
+    auto x = randn(static_cast<size_t>(rows * n), 9);
+    x[static_cast<size_t>(1 * n + 500)] = 50.f;
+    x[static_cast<size_t>(1 * n + 700)] = 50.f;  // tie: the first wins
+    x[static_cast<size_t>(2 * n + 1000)] = 60.f;  // last element
+    std::fill(x.begin() + 3 * n, x.begin() + 4 * n, -INFINITY);  // all -inf: index 0
+    std::vector<int32_t> out(rows);
+    emulate(ArgmaxK{x.data(), n, out.data()}, rows, 1, nt, 2 * nt);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* row = x.data() + r * n;
+      const int32_t want = static_cast<int32_t>(std::max_element(row, row + n) - row);
+      EXPECT_EQ(out[static_cast<size_t>(r)], want) << "row " << r << " nt=" << nt;
+    }
+  }
+}
+
+TEST(CudaHost, GreedyAccept) {
+  const int32_t target[5] = {7, 8, 9, 10, 11};
+  int32_t out[2];
+  const int32_t all[4] = {7, 8, 9, 10}, two[4] = {7, 8, 3, 10}, none[4] = {1, 8, 9, 10};
+  emulate(GreedyAcceptK{target, all, 4, out}, 1, 1, 1, 0);
+  EXPECT_EQ(out[0], 4);
+  EXPECT_EQ(out[1], 11);  // bonus token
+  emulate(GreedyAcceptK{target, two, 4, out}, 1, 1, 1, 0);
+  EXPECT_EQ(out[0], 2);
+  EXPECT_EQ(out[1], 9);  // the target's correction
+  emulate(GreedyAcceptK{target, none, 4, out}, 1, 1, 1, 0);
+  EXPECT_EQ(out[0], 0);
+  EXPECT_EQ(out[1], 7);
+}
+
+TEST(CudaHost, GatherAxpyMatchesReference) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0})
+    for (int nt : {1, 32, 128}) {
+      const int64_t n_in = 70, cols = 96, T = 2;
+      const auto wf = randn(static_cast<size_t>(n_in * cols), 3);
+      const int64_t rb = row_bytes(t, cols);
+      std::vector<uint8_t> w(static_cast<size_t>(rb * n_in));
+      for (int64_t r = 0; r < n_in; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+      const std::vector<int32_t> rows = {0, 3, 4, 5, 19, 40, 69};
+      auto a = randn(rows.size() * T, 4);
+      a[2] = 0.f;
+      std::vector<float> y(static_cast<size_t>(T * cols)), yr(y.size());
+      emulate(GatherAxpyK{static_cast<WType>(t), w.data(), rb, cols, rows.data(), static_cast<int64_t>(rows.size()), a.data(), y.data()},
+              (cols + nt - 1) / nt, T, nt, 0);
+      ref::gather_axpy(WeightView{t, n_in, cols, w.data(), rb}, rows, a.data(), T, yr.data());
+      EXPECT_LT(max_rel_err(y, yr), 1e-6) << dtype_traits(t).name << " nt=" << nt;
+    }
+}
+
+TEST(CudaHost, GatedActivations) {
+  const int64_t n = 1000;
+  const auto g = randn(n, 1, 3.f), u = randn(n, 2);
+  for (bool gelu : {false, true}) {
+    std::vector<float> y(n), yr(n);
+    emulate(GluK{g.data(), u.data(), y.data(), n, gelu}, (n + 127) / 128, 1, 128, 0);
+    if (gelu) ref::gelu_tanh_mul(g.data(), u.data(), yr.data(), n);
+    else ref::silu_mul(g.data(), u.data(), yr.data(), n);
+    EXPECT_LT(max_rel_err(y, yr), 1e-6);
+  }
+}
+
+// ---- cuBLAS call mappings ---------------------------------------------------------------------------
+
+bool matmul_mapping_ok(const GemmCall& g, int64_t rows, int64_t cols, int64_t T) {
+  const auto W = randn(static_cast<size_t>(rows * cols), 1), X = randn(static_cast<size_t>(T * cols), 2);
+  std::vector<float> Y(static_cast<size_t>(T * rows), 0.f), Yr(Y.size());
+  try {
+    eval_gemm(g, W.data(), X.data(), Y.data());
+  } catch (const Error&) {
+    return false;
+  }
+  ref::matmul(WeightView{DType::F32, rows, cols, W.data(), cols * 4}, X.data(), T, Yr.data());
+  return max_rel_err(Y, Yr) < 1e-5;
+}
+
+TEST(CublasMap, MatmulOddShapes) {
+  for (auto [rows, cols, T] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 96, 1}, {576, 64, 9}, {5, 3, 16}})
+    EXPECT_TRUE(matmul_mapping_ok(map_matmul(rows, cols, T), rows, cols, T)) << rows << "x" << cols << " T=" << T;
+}
+
+// A test of the test: every single-field corruption of the mapping is detected.
+TEST(CublasMap, BrokenMatmulMappingsAreCaught) {
+  const int64_t rows = 37, cols = 96, T = 5;
+  const GemmCall good = map_matmul(rows, cols, T);
+  ASSERT_TRUE(matmul_mapping_ok(good, rows, cols, T));
+  std::vector<GemmCall> bad(6, good);
+  bad[0].transa = Op::N;
+  bad[1].transb = Op::T;
+  bad[2].lda = cols + 1;
+  bad[3].ldc = rows - 1;
+  bad[4].m = rows - 1;
+  bad[5].k = cols - 1;
+  for (size_t i = 0; i < bad.size(); ++i) EXPECT_FALSE(matmul_mapping_ok(bad[i], rows, cols, T)) << "corruption " << i << " not caught";
+}
+
+// Scores and values through the two batched mappings == ref::attention (f32 cache, no mask).
+bool attention_mapping_ok(const GemmCall& gs, const GemmCall& gv, int64_t T, int64_t nh, int64_t nkv, int64_t hd, int64_t n_kv) {
+  const auto q = randn(static_cast<size_t>(T * nh * hd), 1), k = randn(static_cast<size_t>(n_kv * nkv * hd), 2),
+             v = randn(static_cast<size_t>(n_kv * nkv * hd), 3);
+  const float scale = 0.125f;
+  std::vector<float> S(static_cast<size_t>(nh * T * n_kv), 0.f), O(static_cast<size_t>(T * nh * hd), 0.f);
+  try {
+    eval_gemm(gs, k.data(), q.data(), S.data());
+    for (int64_t r = 0; r < nh * T; ++r) {  // softmax rows (what the device softmax kernel does)
+      float* s = S.data() + r * n_kv;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < n_kv; ++j) mx = std::max(mx, s[j] * scale);
+      double sum = 0;
+      for (int64_t j = 0; j < n_kv; ++j) sum += (s[j] = std::exp(s[j] * scale - mx));
+      for (int64_t j = 0; j < n_kv; ++j) s[j] = static_cast<float>(s[j] / sum);
+    }
+    eval_gemm(gv, v.data(), S.data(), O.data());
+  } catch (const Error&) {
+    return false;
+  }
+  std::vector<float> mask(static_cast<size_t>(T * n_kv), 0.f), Or(O.size());
+  AttentionArgs a;
+  a.n_tokens = T; a.n_head = nh; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
+  a.q = q.data(); a.kv_dtype = KvDType::F32; a.k = k.data(); a.v = v.data(); a.mask = mask.data(); a.scale = scale;
+  a.out = Or.data();
+  ref::attention(a);
+  return max_rel_err(O, Or) < 1e-5;
+}
+
+TEST(CublasMap, AttentionGqaBatches) {
+  for (auto [T, nh, nkv] : {std::tuple<int64_t, int64_t, int64_t>{1, 9, 3}, {5, 4, 4}, {3, 8, 1}}) {
+    const int64_t hd = 16, n_kv = 11;
+    EXPECT_TRUE(attention_mapping_ok(map_attention_scores(T, nh, nkv, hd, n_kv), map_attention_values(T, nh, nkv, hd, n_kv), T, nh,
+                                     nkv, hd, n_kv))
+        << T << " " << nh << "/" << nkv;
+  }
+  // Test of the test: a wrong kv-head offset (no GQA mapping) and a wrong ldb are caught.
+  const int64_t T = 3, nh = 9, nkv = 3, hd = 16, n_kv = 11;
+  GemmCall s = map_attention_scores(T, nh, nkv, hd, n_kv), v = map_attention_values(T, nh, nkv, hd, n_kv);
+  GemmCall s_bad = s;
+  for (int64_t h = 0; h < nh; ++h) s_bad.offsets_a[static_cast<size_t>(h)] = (h % nkv) * hd;
+  EXPECT_FALSE(attention_mapping_ok(s_bad, v, T, nh, nkv, hd, n_kv));
+  GemmCall v_bad = v;
+  v_bad.ldb = n_kv + 1;
+  EXPECT_FALSE(attention_mapping_ok(s, v_bad, T, nh, nkv, hd, n_kv));
+}
+
+}  // namespace
+}  // namespace specula::cuda
