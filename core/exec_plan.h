@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/model_config.h"
+
 namespace specula {
 
 // What one layer runs in one forward pass. The model resets it to "dense" before calling the hook.
@@ -26,8 +28,32 @@ struct LayerExec {
   bool head_sparse = false;
   std::vector<int32_t> heads;
 
+  // --- Activation sparsity (ReLU family, thresholds); ignored when mlp_sparse is set. ---
+  // Gate first, then choose: the model computes the gate projection densely (and, for DReLU, the up
+  // projection too), applies the activation to it and calls LayerHook::select_mlp, which may zero
+  // entries and names the neurons to keep (default: those nonzero at any position). Then only those
+  // rows of W_up are computed (ops::matmul_rows) and only those columns of W_down read
+  // (ops::gather_axpy over the transposed W_down, which also skips exact zeros per position). With a
+  // ReLU-family activation and the default selection the output equals the dense one up to the
+  // summation order of W_down. No kTapMlpAct / edit_mlp_act in this mode (kTapMlpGate is tapped).
+  bool mlp_gate_first = false;
+  // Activation override for this layer's MLP (ReLUfication ablation), any mode; with a FATReLU
+  // threshold the ReLU-family gate becomes x if x > act_threshold else 0 (ReLU2: squared).
+  bool act_override = false;
+  Activation act = Activation::SiLU;
+  float act_threshold = 0.f;
+  // The MLP input (after edit_mlp_input) holds exact zeros (TEAL): compute the gate/up projections by
+  // gathering only the W_gate/W_up columns of input dimensions nonzero at some position (transposed
+  // copies, ops::gather_axpy). Dense MLP and gate-first modes.
+  bool mlp_input_sparse = false;
+  // The MLP intermediate (after edit_mlp_act) holds exact zeros (TEAL, thresholds): compute W_down by
+  // gathering only the columns of neurons nonzero at some position. Dense MLP mode only.
+  bool mlp_act_sparse = false;
+
   void reset() {
     skip = replace = mlp_sparse = head_sparse = false;
+    mlp_gate_first = act_override = mlp_input_sparse = mlp_act_sparse = false;
+    act_threshold = 0.f;
     mlp_neurons.clear();
     heads.clear();
   }
@@ -63,6 +89,23 @@ class LayerHook {
   virtual void edit_mlp_input(int64_t l, float* h, int64_t T, int64_t n) {}
   virtual void edit_mlp_act(int64_t l, float* act, int64_t T, int64_t n) {}
   virtual void edit_attn_heads(int64_t l, float* att, int64_t T, int64_t n) {}
+  // LayerExec::mlp_gate_first: `act` [T][n] is the activated gate (for DReLU the whole intermediate
+  // ReLU(gate) * ReLU(up)). The hook may zero entries in place (CATS thresholds) and fills `neurons`
+  // (sorted, unique, in [0, n)) with those to compute; entries outside it count as zeros. Default:
+  // every neuron nonzero at some position (exact for ReLU-family activations).
+  virtual void select_mlp(int64_t l, float* act, int64_t T, int64_t n, std::vector<int32_t>& neurons) {
+    nonzero_columns(act, T, n, neurons);
+  }
+  // Columns of a [T][n] matrix that are nonzero in some row, ascending.
+  static void nonzero_columns(const float* a, int64_t T, int64_t n, std::vector<int32_t>& cols) {
+    cols.clear();
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t t = 0; t < T; ++t)
+        if (a[t * n + i] != 0.f) {
+          cols.push_back(static_cast<int32_t>(i));
+          break;
+        }
+  }
 };
 
 struct ExecPlan {

@@ -84,7 +84,7 @@ class Model {
 
   // Builds the transposed copies of W_down (MLP-sparse layers) and W_o (head-sparse layers) that sparse
   // execution reads, so the first sparse forward pass does not pay for it (otherwise built on first use).
-  // Float weights keep their type; quantized ones are stored as q8_0.
+  // Float weights keep their type; quantized ones are stored as f16.
   void prepare_sparse(bool mlp, bool heads);
 
  private:
@@ -92,10 +92,11 @@ class Model {
   void load_gguf(const std::string& path, const LoadOptions& opt);
   void load_hf(const std::string& dir, const LoadOptions& opt);
   void convert_weights(WeightsDType d);
-  enum class Transposed : uint8_t { Down, Wo };
+  enum class Transposed : uint8_t { Down, Wo, Gate, Up };
   const WeightView& transposed(int64_t layer, Transposed which);
-  // out = act(gate) * up with the model's gated activation.
-  void activate(const float* gate, const float* up, float* out, int64_t n) const;
+  // out = act(gate) * up with a gated activation (DReLU: ReLU(gate) * ReLU(up)); up == nullptr gives
+  // act(gate) alone (DReLU: ReLU(gate)). `thr`: FATReLU threshold of the ReLU family (x kept if x > thr).
+  void activate(Activation act, float thr, const float* gate, const float* up, float* out, int64_t n);
 
   std::string path_;
   ModelConfig cfg_;
@@ -107,11 +108,13 @@ class Model {
   std::vector<float> output_norm_, rope_freqs_;
   std::vector<LayerWeights> layers_;
   std::vector<Weight> down_t_, wo_t_;  // transposed copies for sparse execution, per layer (lazy)
+  std::vector<Weight> gate_t_, up_t_;  // transposed W_gate / W_up for input-sparse MLPs (TEAL), lazy
 
   // Scratch, reused across calls (no allocation once sized).
   struct Scratch {
     std::vector<float> x, h, q, k, v, att, o, gate, up, mask, hidden_last, act, ones;
-    std::vector<int32_t> pos, rows_q, rows_o;
+    std::vector<int32_t> pos, rows_q, rows_o, rows_in, rows_act;
+    std::vector<float> hc;  // compacted MLP input (input-sparse MLP)
     LayerExec exec;
   } s_;
 };

@@ -20,6 +20,29 @@ std::string ModelConfig::summary() const {
                      sliding_window > 0 ? fmt::format(", sliding window {}", sliding_window) : "");
 }
 
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::SiLU: return "silu";
+    case Activation::GeluTanh: return "gelu_tanh";
+    case Activation::ReLU: return "relu";
+    case Activation::ReLU2: return "relu2";
+    case Activation::DReLU: return "drelu";
+  }
+  return "?";
+}
+
+Activation parse_activation(const std::string& name, const std::string& where) {
+  if (name == "silu" || name == "swish") return Activation::SiLU;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_tanh" || name == "gelu_new" || name == "gelu")
+    return Activation::GeluTanh;
+  if (name == "relu") return Activation::ReLU;
+  if (name == "relu2" || name == "relu_squared" || name == "squared_relu") return Activation::ReLU2;
+  if (name == "drelu" || name == "dReLU" || name == "dRelu") return Activation::DReLU;
+  fail("{}: unsupported activation '{}' (supported: silu, swish, gelu_pytorch_tanh, gelu_tanh, gelu_new, gelu, relu, "
+       "relu2, relu_squared, squared_relu, drelu)",
+       where, name);
+}
+
 static void finish_and_validate(ModelConfig& c, const std::string& src) {
   auto need = [&](int64_t v, const char* what) {
     if (v <= 0) fail("{}: invalid or missing {} ({})", src, what, v);
@@ -91,6 +114,9 @@ ModelConfig config_from_gguf(const GgufFile& f) {
     const int64_t hd = c.head_dim_k > 0 ? c.head_dim_k : c.n_embd / c.n_head;
     c.attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
   }
+  // Not a llama.cpp key: specula's own optional `{arch}.hidden_act` (a ReLU-family checkpoint converted
+  // from HF keeps its config's hidden_act there); absent = the architecture's default.
+  if (auto act = f.find_string(key("hidden_act"))) c.act = parse_activation(*act, f.path() + ": " + key("hidden_act"));
   c.tied_embeddings = f.tensor("output.weight") == nullptr;
   if (const auto* emb = f.tensor("token_embd.weight")) c.n_vocab = emb->ne[1];
   else fail("{}: missing tensor 'token_embd.weight'", f.path());
@@ -170,6 +196,13 @@ ModelConfig config_from_hf_json(const std::string& path) {
       const int64_t pattern = get_i("sliding_window_pattern", 6, false);
       for (int64_t l = 0; l < c.n_layer; ++l) c.layer_is_swa[static_cast<size_t>(l)] = ((l + 1) % pattern) != 0;
     }
+  }
+  // MLP activation: hidden_act (Llama/Mistral/ProSparse/TurboSparse) or hidden_activation (Gemma).
+  for (const char* k : {"hidden_act", "hidden_activation"}) {
+    if (!j.contains(k) || j[k].is_null()) continue;
+    if (!j[k].is_string()) fail("{}: key '{}' must be a string", path, k);
+    c.act = parse_activation(j[k].get<std::string>(), fmt::format("{}: key '{}'", path, k));
+    break;
   }
   finish_and_validate(c, path);
   return c;

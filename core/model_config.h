@@ -11,7 +11,16 @@ namespace specula {
 class GgufFile;
 
 enum class Arch : uint8_t { Llama, Gemma3 };
-enum class Activation : uint8_t { SiLU, GeluTanh };
+// Gated MLP activation: out = act(gate) * up, except DReLU = ReLU(gate) * ReLU(up) (TurboSparse).
+// ReLU2 is squared ReLU on the gate (Primer / "ReLU^2 wins"): max(gate, 0)^2 * up.
+enum class Activation : uint8_t { SiLU, GeluTanh, ReLU, ReLU2, DReLU };
+const char* to_string(Activation a);
+// From an HF `hidden_act` / GGUF `{arch}.hidden_act` name: silu|swish, gelu_pytorch_tanh|gelu_tanh|
+// gelu_new|gelu (tanh approximation), relu, relu2|relu_squared|squared_relu, drelu|dReLU.
+// Error naming `where`, the value and the supported list otherwise.
+Activation parse_activation(const std::string& name, const std::string& where);
+// True for the ReLU family (exact zeros in the MLP intermediate).
+inline bool is_relu_family(Activation a) { return a == Activation::ReLU || a == Activation::ReLU2 || a == Activation::DReLU; }
 
 struct ModelConfig {
   Arch arch = Arch::Llama;

@@ -27,13 +27,20 @@ Command add_models(CLI::App& app);
 Command add_perplexity(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_spec_bench(CLI::App& app);
+Command add_run(CLI::App& app);
+Command add_report(CLI::App& app);
 Command add_calibrate(CLI::App& app);  // subcommands listed in experiments/cmd_calibrate.cpp
+Command add_calibrate_dejavu(CLI::App& calibrate);  // experiments/cmd_calibrate_dejavu.cpp
+Command add_calibrate_threshold(CLI::App& calibrate);  // experiments/cmd_calibrate_threshold.cpp
+Command add_linearity(CLI::App& app);
+Command add_calibrate_linearize(CLI::App& calibrate);
 
 // Shared model options (--model, --weights-dtype, --threads, --kv-dtype).
 struct ModelOptions {
   std::string model;
   std::string weights_dtype = "native";
   std::string kv_dtype = "f16";
+  std::string device = "cpu";  // cpu | cuda
   int threads = 0;
   void add(CLI::App& sub, bool required = true);
   std::unique_ptr<Model> load() const;  // also sets the thread count

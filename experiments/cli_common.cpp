@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/model_registry.h"
 #include "experiments/cli.h"
+#include "kernels/cuda/device.h"
 #include "kernels/ops.h"
 
 namespace specula::cli {
@@ -20,12 +21,21 @@ void ModelOptions::add(CLI::App& sub, bool required) {
   sub.add_option("--kv-dtype", kv_dtype, "KV cache element type: f16 (as llama.cpp) or f32")
       ->capture_default_str()
       ->check(CLI::IsMember({"f16", "f32"}));
+  sub.add_option("--device", device, "Where the model runs: cpu, or cuda (needs a GPU and a build with -DSPECULA_CUDA=ON)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_option("-t,--threads", threads, "Worker threads (0 = all hardware threads)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
 }
 
 std::unique_ptr<Model> ModelOptions::load() const {
+  if (device == "cuda") {
+    cuda::require_device();  // no GPU / no CUDA build: one clear line
+    fail("device cuda: a GPU is present ({}), but this version runs the forward pass on the CPU only (the CUDA kernels "
+         "are built and tested, the device-resident forward pass is not there yet); use --device cpu",
+         cuda::device_info().name);
+  }
   ops::set_num_threads(threads);
   LoadOptions lo;
   lo.weights_dtype = parse_weights_dtype(weights_dtype);

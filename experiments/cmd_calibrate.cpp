@@ -8,7 +8,7 @@ namespace specula::cli {
 namespace {
 using AddKind = Command (*)(CLI::App& calibrate);
 // One entry per calibration kind (add_calibrate_<kind> in experiments/cmd_calibrate_<kind>.cpp).
-const std::vector<AddKind> kCalibrateKinds = {};
+const std::vector<AddKind> kCalibrateKinds = {add_calibrate_dejavu, add_calibrate_linearize, add_calibrate_threshold};
 }  // namespace
 
 Command add_calibrate(CLI::App& app) {

@@ -48,13 +48,8 @@ nlohmann::json cell_json(const Cell& c, bool lossy) {
                          ? (static_cast<double>(c.st.generated) / spec_total) /
                                (static_cast<double>(c.plain_tokens) / (c.plain_prefill_s + c.plain_decode_s))
                          : 0;
-  // Cost model (DESIGN.md): t_step from plain decoding (tokens - prompts decode forwards).
-  const double steps = static_cast<double>(c.plain_tokens - c.prompts);
-  const double t_step = steps > 0 ? c.plain_decode_s / steps : 0;
-  j["cost_model"] = {{"t_step_s", t_step},
-                     {"c", t_step > 0 && c.st.drafted > 0 ? c.st.draft_s / static_cast<double>(c.st.drafted) / t_step : 0},
-                     {"V", t_step > 0 && c.st.steps > 0 ? c.st.verify_s / static_cast<double>(c.st.steps) / t_step : 0},
-                     {"a", c.st.acceptance_rate()}};
+  // Cost model (DESIGN.md): t_step from plain decoding (tokens - 1 decode forwards per prompt).
+  j["cost_model"] = cost_model_from_steps(c.st, c.plain_decode_s, c.plain_tokens - c.prompts);
   j["mismatches"] = c.mismatches;
   return j;
 }
@@ -105,13 +100,12 @@ int run_spec_bench(const SpecBenchArgs& a) {
       c.gen.context = ctx;
       const SpecResult r = speculative_generate(*model, *drafters[di], *verifier, prompt, c, sampler, rng, {}, &pre);
       int64_t mismatch = 0;
-      if (r.tokens != plain.tokens) {
+      if (const int64_t j = first_difference(plain.tokens, r.tokens); j >= 0) {
         mismatch = 1;
-        size_t j = 0;
-        while (j < r.tokens.size() && j < plain.tokens.size() && r.tokens[j] == plain.tokens[j]) ++j;
+        const size_t u = static_cast<size_t>(j);
         std::fprintf(stderr, "\nMISMATCH drafter '%s' prompt #%lld (%s): first difference at generated token %zu: plain %d, "
                      "speculative %d (lengths %zu / %zu)", drafters[di]->describe().c_str(), static_cast<long long>(p.id),
-                     p.task.c_str(), j, j < plain.tokens.size() ? plain.tokens[j] : -1, j < r.tokens.size() ? r.tokens[j] : -1,
+                     p.task.c_str(), u, u < plain.tokens.size() ? plain.tokens[u] : -1, u < r.tokens.size() ? r.tokens[u] : -1,
                      plain.tokens.size(), r.tokens.size());
       }
       total_mismatches += mismatch;

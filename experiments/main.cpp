@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "specula 0.1.0");
   using namespace specula::cli;
   std::vector<Command> cmds;
-  for (auto add : {add_generate, add_models, add_perplexity, add_bench, add_spec_bench, add_calibrate}) cmds.push_back(add(app));
+  for (auto add : {add_generate, add_models, add_perplexity, add_bench, add_spec_bench, add_calibrate, add_run, add_report, add_linearity}) cmds.push_back(add(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -50,7 +50,18 @@ nlohmann::json spec_stats_json(const SpecStats& s, bool lossy) {
 
 nlohmann::json cost_model_json(const SpecStats& s, double plain_decode_s, int64_t plain_tokens) {
   // generate() runs tokens-1 decode forwards (the first token comes from the prefill).
-  const double t_step = plain_tokens > 1 ? plain_decode_s / static_cast<double>(plain_tokens - 1) : 0;
+  return cost_model_from_steps(s, plain_decode_s, plain_tokens - 1);
+}
+
+int64_t first_difference(const std::vector<Token>& a, const std::vector<Token>& b) {
+  if (a == b) return -1;
+  size_t j = 0;
+  while (j < a.size() && j < b.size() && a[j] == b[j]) ++j;
+  return static_cast<int64_t>(j);
+}
+
+nlohmann::json cost_model_from_steps(const SpecStats& s, double plain_decode_s, int64_t plain_decode_steps) {
+  const double t_step = plain_decode_steps > 0 ? plain_decode_s / static_cast<double>(plain_decode_steps) : 0;
   nlohmann::json j;
   j["t_step_s"] = t_step;
   j["c"] = t_step > 0 && s.drafted > 0 ? s.draft_s / static_cast<double>(s.drafted) / t_step : 0.0;

@@ -31,5 +31,12 @@ nlohmann::json spec_stats_json(const SpecStats& s, bool lossy);
 // t_step = plain decode seconds per decode step; c = draft seconds per drafted token / t_step; V = verify seconds
 // per verification pass / t_step; a = accepted / drafted.
 nlohmann::json cost_model_json(const SpecStats& s, double plain_decode_s, int64_t plain_tokens);
+// The same over several prompts: `plain_decode_steps` = decode forwards of plain decoding (tokens - 1 per
+// prompt: the first token of each comes from its prefill).
+nlohmann::json cost_model_from_steps(const SpecStats& s, double plain_decode_s, int64_t plain_decode_steps);
+
+// Where two token sequences first differ (index; == the shorter length when one is a prefix of the other),
+// or -1 when they are equal.
+int64_t first_difference(const std::vector<Token>& a, const std::vector<Token>& b);
 
 }  // namespace specula::cli

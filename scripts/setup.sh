@@ -23,7 +23,7 @@ log() { echo "[setup] $*"; }
 # ---- 1. Debian packages -------------------------------------------------------------------------
 PKGS=(build-essential cmake ninja-build pkg-config git python3 python3-pip
       libeigen3-dev libhwy-dev libcli11-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libicu-dev
-      libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3-matplotlib)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

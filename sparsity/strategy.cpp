@@ -3,6 +3,9 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "sparsity/dejavu/dejavu.h"
+#include "sparsity/relu/relu_strategies.h"
+#include "sparsity/linearize/linearize_strategy.h"
 
 namespace specula {
 
@@ -35,6 +38,9 @@ void register_builtin_strategies(StrategyRegistry& r) {
            const std::string v = s.take_required("skip");
            return std::make_unique<LayerSkipStrategy>(parse_int_list(v, "layerskip skip list"), cfg);
          }});
+  dejavu::register_dejavu(r);
+  register_relu_strategies(r);  // relu-exact, relufy, threshold, cats (sparsity/relu/)
+  r.add(linearize::linearize_strategy_factory());
 }
 
 const StrategyRegistry& strategy_registry() {

@@ -61,5 +61,8 @@ expect_error draft-missing-path "missing required key 'path'" "${D[@]}" --draft 
 expect_error draft-model-not-found "nope.gguf" "${D[@]}" --draft model:path=nope.gguf
 expect_error draft-adaptive-range "k-max" "${D[@]}" --draft ngram --k 4 --adaptive --k-max 2
 expect_error draft-baseline-alone "--baseline needs --draft" "${D[@]}" --baseline
+# --device cuda on a machine without a GPU (or a build without CUDA): one clear line, exit 1.
+expect_error device-cuda-no-gpu "device cuda" "${D[@]}" --device cuda
+expect_error strategy-unknown "unknown strategy" "${D[@]}" --strategy nosuch
 echo "$fails failed"
 [ $fails -eq 0 ]

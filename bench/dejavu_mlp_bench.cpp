@@ -1,0 +1,133 @@
+// Deja Vu MLP block on SmolLM2-135M shapes (d=576, n_ff=1536), one decode token (T=1), 2 threads:
+//  * dense: gate/up matmul + SiLU*up + down matmul, weights in `dtype`;
+//  * sparse: the rank-128 neuron predictor (d -> 128 -> n_ff, Eigen f32) + top-k selection, then only
+//    the kept rows of W_gate/W_up (matmul_rows) and of W_down^T (gather_axpy; float types keep their
+//    type, quantized W_down^T is q8_0 as Model::prepare_sparse stores it).
+// Args: dtype, percent of neurons skipped, 1 = include the predictor. Counter "speedup" is not
+// computed here: compare the dense line of the same dtype (scripts read --benchmark_format=json).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/reference/quant.h"
+#include "sparsity/dejavu/predictor.h"
+
+namespace specula {
+namespace {
+
+constexpr int64_t kD = 576, kFF = 1536, kRank = 128;
+
+struct Mat {
+  std::vector<uint8_t> bytes;
+  WeightView view;
+};
+
+Mat make(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, 0.05f);
+  std::vector<float> f(static_cast<size_t>(cols));
+  Mat m;
+  const int64_t rb = row_bytes(t, cols);
+  m.bytes.resize(static_cast<size_t>(rb * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& x : f) x = d(g);
+    ref::quantize_row(t, f.data(), m.bytes.data() + r * rb, cols);
+  }
+  m.view = WeightView{t, rows, cols, m.bytes.data(), rb};
+  return m;
+}
+
+struct MlpWeights {
+  Mat gate, up, down;
+  std::vector<uint8_t> down_t_bytes;
+  WeightView down_t;
+  dejavu::Net pred;
+  explicit MlpWeights(DType t) : gate(make(t, kFF, kD, 1)), up(make(t, kFF, kD, 2)), down(make(t, kD, kFF, 3)) {
+    const DType tt = t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::Q8_0;
+    ops::transpose_weight(down.view, tt, down_t_bytes, down_t);
+    pred.init(kD, kRank, kFF, 5);
+  }
+};
+
+MlpWeights& weights(DType t) {
+  static MlpWeights f16(DType::F16), q41(DType::Q4_1);
+  return t == DType::F16 ? f16 : q41;
+}
+
+void BM_DenseMlp(benchmark::State& st) {
+  ops::set_num_threads(2);
+  MlpWeights& w = weights(static_cast<DType>(st.range(0)));
+  std::vector<float> x(kD, 0.3f), g(kFF), u(kFF), y(kD);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
+  const WeightView* ws[2] = {&w.gate.view, &w.up.view};
+  float* ys[2] = {g.data(), u.data()};
+  for (auto _ : st) {
+    ops::matmul_multi(ws, x.data(), 1, ys);
+    ops::silu_mul(g.data(), u.data(), g.data(), kFF);
+    ops::matmul(w.down.view, g.data(), 1, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+
+void BM_DejaVuMlp(benchmark::State& st) {
+  ops::set_num_threads(2);
+  MlpWeights& w = weights(static_cast<DType>(st.range(0)));
+  const int64_t keep = std::max<int64_t>(1, kFF * (100 - st.range(1)) / 100);
+  const bool with_pred = st.range(2) != 0;
+  std::vector<float> x(kD), g(kFF), u(kFF), y(kD);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
+  Eigen::MatrixXf H, Z;
+  std::vector<int32_t> rows;
+  // Without the predictor: a fixed, evenly spread set of the same size.
+  std::vector<int32_t> fixed;
+  for (int64_t i = 0; i < keep; ++i) fixed.push_back(static_cast<int32_t>(i * kFF / keep));
+  const WeightView* ws[2] = {&w.gate.view, &w.up.view};
+  float* ys[2] = {g.data(), u.data()};
+  for (auto _ : st) {
+    if (with_pred) {
+      w.pred.forward(Eigen::Map<const Eigen::MatrixXf>(x.data(), kD, 1), H, Z);
+      rows.clear();
+      dejavu::top_k(Z.data(), kFF, keep, rows);
+      std::sort(rows.begin(), rows.end());
+    } else {
+      rows = fixed;
+    }
+    const int64_t m = static_cast<int64_t>(rows.size());
+    ops::matmul_rows(ws, rows, x.data(), 1, ys);
+    ops::silu_mul(g.data(), u.data(), g.data(), m);
+    ops::gather_axpy(w.down_t, rows, g.data(), 1, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["kept"] = static_cast<double>(keep);
+}
+
+// The predictor alone (rank 128 neurons; rank 32 heads predictor is ~1% of that).
+void BM_DejaVuPredictor(benchmark::State& st) {
+  dejavu::Net net;
+  net.init(kD, st.range(0), st.range(1), 5);
+  std::vector<float> x(kD, 0.1f);
+  Eigen::MatrixXf H, Z;
+  std::vector<int32_t> rows;
+  for (auto _ : st) {
+    net.forward(Eigen::Map<const Eigen::MatrixXf>(x.data(), kD, 1), H, Z);
+    rows.clear();
+    dejavu::top_k(Z.data(), Z.rows(), Z.rows() / 10, rows);
+    benchmark::DoNotOptimize(rows.data());
+  }
+}
+
+void SparseArgs(benchmark::internal::Benchmark* b) {
+  for (DType t : {DType::F16, DType::Q4_1})
+    for (int64_t pct : {0, 50, 70, 80, 90, 95})
+      for (int64_t pred : {1, 0}) b->Args({static_cast<int64_t>(t), pct, pred});
+}
+
+BENCHMARK(BM_DenseMlp)->Arg(static_cast<int64_t>(DType::F16))->Arg(static_cast<int64_t>(DType::Q4_1))->Name("dejavu/dense_mlp[576x1536]")->UseRealTime();
+BENCHMARK(BM_DejaVuMlp)->Apply(SparseArgs)->Name("dejavu/sparse_mlp[576x1536]/dtype/skip_pct/predictor")->UseRealTime();
+BENCHMARK(BM_DejaVuPredictor)->Args({128, 1536})->Args({32, 9})->Name("dejavu/predictor/rank/out");
+
+}  // namespace
+}  // namespace specula
