@@ -12,33 +12,18 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "tests/random_data.h"
 #include "kernels/reference/quant.h"
 #include "sparsity/dejavu/predictor.h"
 
 namespace specula {
 namespace {
 
+using Mat = test::RandomMatrix;
+inline Mat make(DType t, int64_t rows, int64_t cols, uint32_t seed) { return test::random_matrix(t, rows, cols, seed, 0.05f); }
+
 constexpr int64_t kD = 576, kFF = 1536, kRank = 128;
 
-struct Mat {
-  std::vector<uint8_t> bytes;
-  WeightView view;
-};
-
-Mat make(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, 0.05f);
-  std::vector<float> f(static_cast<size_t>(cols));
-  Mat m;
-  const int64_t rb = row_bytes(t, cols);
-  m.bytes.resize(static_cast<size_t>(rb * rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (auto& x : f) x = d(g);
-    ref::quantize_row(t, f.data(), m.bytes.data() + r * rb, cols);
-  }
-  m.view = WeightView{t, rows, cols, m.bytes.data(), rb};
-  return m;
-}
 
 struct MlpWeights {
   Mat gate, up, down;

@@ -7,31 +7,16 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "tests/random_data.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 
 namespace specula {
 namespace {
 
-struct Mat {
-  std::vector<uint8_t> bytes;
-  WeightView view;
-};
+using Mat = test::RandomMatrix;
+inline Mat make(DType t, int64_t rows, int64_t cols) { return test::random_matrix(t, rows, cols, 1, 0.5f); }
 
-Mat make(DType t, int64_t rows, int64_t cols) {
-  std::mt19937 g(1);
-  std::normal_distribution<float> d(0.f, 0.5f);
-  std::vector<float> f(static_cast<size_t>(cols));
-  Mat m;
-  const int64_t rb = row_bytes(t, cols);
-  m.bytes.resize(static_cast<size_t>(rb * rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (auto& x : f) x = d(g);
-    ref::quantize_row(t, f.data(), m.bytes.data() + r * rb, cols);
-  }
-  m.view = WeightView{t, rows, cols, m.bytes.data(), rb};
-  return m;
-}
 
 // Every (100 / percent_kept)-th index: a fixed, evenly spread subset.
 std::vector<int32_t> kept(int64_t n, int64_t percent) {

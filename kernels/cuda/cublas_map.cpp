@@ -71,7 +71,7 @@ GemmCall map_attention_values(int64_t T, int64_t n_head, int64_t n_head_kv, int6
   return g;
 }
 
-void eval_gemm(const GemmCall& g, const float* A, const float* B, float* C) {
+void eval_gemm(const GemmCall& g, const float* A, int64_t n_a, const float* B, int64_t n_b, float* C, int64_t n_c) {
   const bool ptrs = !g.offsets_a.empty();
   if (ptrs && (static_cast<int64_t>(g.offsets_a.size()) != g.batch || static_cast<int64_t>(g.offsets_b.size()) != g.batch ||
                static_cast<int64_t>(g.offsets_c.size()) != g.batch))
@@ -80,10 +80,21 @@ void eval_gemm(const GemmCall& g, const float* A, const float* B, float* C) {
   const int64_t a_rows = g.transa == Op::N ? g.m : g.k, b_rows = g.transb == Op::N ? g.k : g.n;
   if (g.lda < a_rows || g.ldb < b_rows || g.ldc < g.m)
     fail("eval_gemm: leading dimensions lda={} ldb={} ldc={} too small for m={} n={} k={}", g.lda, g.ldb, g.ldc, g.m, g.n, g.k);
+  if (g.m <= 0 || g.n <= 0 || g.k <= 0) fail("eval_gemm: empty shape m={} n={} k={}", g.m, g.n, g.k);
   for (int64_t b = 0; b < g.batch; ++b) {
-    const float* a = A + (ptrs ? g.offsets_a[static_cast<size_t>(b)] : b * g.stride_a);
-    const float* bb = B + (ptrs ? g.offsets_b[static_cast<size_t>(b)] : b * g.stride_b);
-    float* c = C + (ptrs ? g.offsets_c[static_cast<size_t>(b)] : b * g.stride_c);
+    const int64_t oa = ptrs ? g.offsets_a[static_cast<size_t>(b)] : b * g.stride_a;
+    const int64_t ob = ptrs ? g.offsets_b[static_cast<size_t>(b)] : b * g.stride_b;
+    const int64_t oc = ptrs ? g.offsets_c[static_cast<size_t>(b)] : b * g.stride_c;
+    // Last element each operand touches (column-major, leading dimension ld).
+    const int64_t last_a = oa + (g.transa == Op::N ? (g.m - 1) + (g.k - 1) * g.lda : (g.k - 1) + (g.m - 1) * g.lda);
+    const int64_t last_b = ob + (g.transb == Op::N ? (g.k - 1) + (g.n - 1) * g.ldb : (g.n - 1) + (g.k - 1) * g.ldb);
+    const int64_t last_c = oc + (g.m - 1) + (g.n - 1) * g.ldc;
+    if (oa < 0 || ob < 0 || oc < 0 || last_a >= n_a || last_b >= n_b || last_c >= n_c)
+      fail("eval_gemm: batch {} reaches element {} of A ({}), {} of B ({}), {} of C ({}): out of bounds", b, last_a, n_a,
+           last_b, n_b, last_c, n_c);
+    const float* a = A + oa;
+    const float* bb = B + ob;
+    float* c = C + oc;
     for (int64_t j = 0; j < g.n; ++j)
       for (int64_t i = 0; i < g.m; ++i) {
         double s = 0;

@@ -37,7 +37,9 @@ GemmCall map_attention_scores(int64_t T, int64_t n_head, int64_t n_head_kv, int6
 // V [n_kv][n_head_kv][hd], O row-major [T][n_head][hd]), with A = V, B = P, C = O.
 GemmCall map_attention_values(int64_t T, int64_t n_head, int64_t n_head_kv, int64_t hd, int64_t n_kv);
 
-// Evaluates `g` on the CPU with cuBLAS's column-major semantics (double accumulation).
-void eval_gemm(const GemmCall& g, const float* A, const float* B, float* C);
+// Evaluates `g` on the CPU with cuBLAS's column-major semantics (double accumulation). n_a, n_b, n_c:
+// elements in the buffers; an access outside them is an Error (on the device it would read or write
+// out of bounds), so a wrong leading dimension or shape is caught rather than undefined.
+void eval_gemm(const GemmCall& g, const float* A, int64_t n_a, const float* B, int64_t n_b, float* C, int64_t n_c);
 
 }  // namespace specula::cuda

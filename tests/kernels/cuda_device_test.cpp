@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
+#include "tests/random_data.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 #include "tests/test_util.h"
@@ -21,13 +22,7 @@ namespace {
     if (!device_info().available) GTEST_SKIP() << "no GPU: " << device_info().reason;     \
   } while (0)
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
 double nmse(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 1e-30;
@@ -155,7 +150,7 @@ TEST(CudaDevice, CublasMappingsMatchReference) {
   std::vector<float> S(nh * T * n_kv, 0.f), Sh(S.size(), 0.f);
   const GemmCall g = map_attention_scores(T, nh, nkv, hd, n_kv);
   run_cublas_gemm(g, k, q, S);
-  eval_gemm(g, k.data(), q.data(), Sh.data());
+  eval_gemm(g, k.data(), static_cast<int64_t>(k.size()), q.data(), static_cast<int64_t>(q.size()), Sh.data(), static_cast<int64_t>(Sh.size()));
   EXPECT_LT(nmse(S, Sh), 1e-10);
 }
 

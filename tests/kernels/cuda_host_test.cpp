@@ -17,19 +17,14 @@
 #include "kernels/cuda/cublas_map.h"
 #include "kernels/cuda/kernels_math.h"
 #include "kernels/ops.h"
+#include "tests/random_data.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 
 namespace specula::cuda {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
 double max_rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   double scale = 1e-30, err = 0;
@@ -260,7 +255,7 @@ bool matmul_mapping_ok(const GemmCall& g, int64_t rows, int64_t cols, int64_t T)
   const auto W = randn(static_cast<size_t>(rows * cols), 1), X = randn(static_cast<size_t>(T * cols), 2);
   std::vector<float> Y(static_cast<size_t>(T * rows), 0.f), Yr(Y.size());
   try {
-    eval_gemm(g, W.data(), X.data(), Y.data());
+    eval_gemm(g, W.data(), static_cast<int64_t>(W.size()), X.data(), static_cast<int64_t>(X.size()), Y.data(), static_cast<int64_t>(Y.size()));
   } catch (const Error&) {
     return false;
   }
@@ -295,7 +290,7 @@ bool attention_mapping_ok(const GemmCall& gs, const GemmCall& gv, int64_t T, int
   const float scale = 0.125f;
   std::vector<float> S(static_cast<size_t>(nh * T * n_kv), 0.f), O(static_cast<size_t>(T * nh * hd), 0.f);
   try {
-    eval_gemm(gs, k.data(), q.data(), S.data());
+    eval_gemm(gs, k.data(), static_cast<int64_t>(k.size()), q.data(), static_cast<int64_t>(q.size()), S.data(), static_cast<int64_t>(S.size()));
     for (int64_t r = 0; r < nh * T; ++r) {  // softmax rows (what the device softmax kernel does)
       float* s = S.data() + r * n_kv;
       float mx = -INFINITY;
@@ -304,7 +299,7 @@ bool attention_mapping_ok(const GemmCall& gs, const GemmCall& gv, int64_t T, int
       for (int64_t j = 0; j < n_kv; ++j) sum += (s[j] = std::exp(s[j] * scale - mx));
       for (int64_t j = 0; j < n_kv; ++j) s[j] = static_cast<float>(s[j] / sum);
     }
-    eval_gemm(gv, v.data(), S.data(), O.data());
+    eval_gemm(gv, v.data(), static_cast<int64_t>(v.size()), S.data(), static_cast<int64_t>(S.size()), O.data(), static_cast<int64_t>(O.size()));
   } catch (const Error&) {
     return false;
   }

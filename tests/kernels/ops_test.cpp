@@ -10,34 +10,17 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "tests/random_data.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 
 namespace specula {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
-struct QuantMatrix {
-  std::vector<uint8_t> bytes;
-  WeightView view;
-};
-
-QuantMatrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
-  QuantMatrix m;
-  const auto f = randn(static_cast<size_t>(rows * cols), seed, 0.5f);
-  const int64_t rb = row_bytes(t, cols);
-  m.bytes.resize(static_cast<size_t>(rb * rows));
-  for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, f.data() + r * cols, m.bytes.data() + r * rb, cols);
-  m.view = WeightView{t, rows, cols, m.bytes.data(), rb};
-  return m;
-}
+using QuantMatrix = test::RandomMatrix;
+QuantMatrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) { return test::random_matrix(t, rows, cols, seed); }
 
 class MatmulParity : public ::testing::TestWithParam<DType> {};
 

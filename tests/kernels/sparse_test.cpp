@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "tests/random_data.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 #include "tests/kernels/simd_targets.h"
@@ -17,27 +18,16 @@
 namespace specula {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::randn;
 
-struct Matrix {
-  std::vector<uint8_t> bytes;
-  WeightView view;
-};
+using Matrix = test::RandomMatrix;
 
 Matrix make_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  if (ref::can_quantize(t)) return test::random_matrix(t, rows, cols, seed);
   Matrix m;
-  const auto f = randn(static_cast<size_t>(rows * cols), seed, 0.5f);
   const int64_t rb = row_bytes(t, cols);
   m.bytes.resize(static_cast<size_t>(rb * rows));
-  if (ref::can_quantize(t)) {
-    for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, f.data() + r * cols, m.bytes.data() + r * rb, cols);
-  } else {  // k-quants (no quantizer here): random bytes with moderate f16 block scales
+  {  // k-quants (no quantizer here): random bytes with moderate f16 block scales
     std::mt19937 g(seed);
     for (auto& b : m.bytes) b = static_cast<uint8_t>(g());
     const std::vector<int> f16_fields = t == DType::Q6_K ? std::vector<int>{208} : std::vector<int>{0, 2};
