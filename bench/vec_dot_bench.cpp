@@ -85,23 +85,38 @@ BENCHMARK(BM_VecDot<0>)->Apply(VecDotArgs)->Name("ref::vec_dot[4096]");
 
 // SmolLM2's MLP up/gate shape [1536 x 576] for the 32-element-block types; the k-quants need rows of
 // a multiple of 256, so they run Gemma-3-270M's down projection [640 x 2048].
-template <bool kRef>
+// kMode: 0 ref::matmul, 1 ops::matmul on the row-major weights, 2 ops::matmul with the packed
+// (row-interleaved) copy where this CPU has packed kernels (q4_1 / q8_0 on AVX-512 VNNI).
+template <int kMode>
 void BM_QMatmul(benchmark::State& st) {
   const auto t = static_cast<DType>(st.range(0));
   const bool kq = dtype_traits(t).block_elems == 256;
-  const int64_t T = st.range(1), rows = kq ? 640 : 1536, cols = kq ? 2048 : 576;
+  const int64_t T = st.range(1), cols = kq ? 2048 : 576;
+  const int64_t rows = st.range(2) > 0 ? st.range(2) : kq ? 640 : 1536;
+  const int threads = st.range(3) > 0 ? static_cast<int>(st.range(3)) : 0;  // 0: all hardware threads
+  ops::set_num_threads(threads);
   std::vector<uint8_t> bytes;
   for (int64_t r = 0; r < rows; ++r) {
     const auto row = bench_row(t, cols, static_cast<uint32_t>(r + 7));
     bytes.insert(bytes.end(), row.begin(), row.end());
   }
-  const WeightView W{t, rows, cols, bytes.data(), row_bytes(t, cols)};
+  WeightView W{t, rows, cols, bytes.data(), row_bytes(t, cols)};
+  std::vector<uint8_t> packed;
+  if (kMode == 2) {
+    if (!cpu::packed_kernel_available(t)) {
+      st.SkipWithError("no packed kernel for this type on this CPU");
+      return;
+    }
+    packed.resize(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
+    cpu::pack_weight(t, W.data, W.row_stride, rows, cols, packed.data());
+    W.packed = packed.data();
+  }
   std::vector<float> x(static_cast<size_t>(T * cols)), y(static_cast<size_t>(T * rows));
   std::mt19937 g(3);
   std::normal_distribution<float> nd(0.f, 1.f);
   for (auto& v : x) v = nd(g);
   for (auto _ : st) {
-    if (kRef) ref::matmul(W, x.data(), T, y.data());
+    if (kMode == 0) ref::matmul(W, x.data(), T, y.data());
     else ops::matmul(W, x.data(), T, y.data());
     benchmark::DoNotOptimize(y.data());
   }
@@ -111,16 +126,28 @@ void BM_QMatmul(benchmark::State& st) {
 
 void QMatmulArgs(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::Q4_1, DType::Q8_0, DType::Q5_0})
-    for (int T : {1, 4, 8, 64}) b->Args({static_cast<int64_t>(t), T});
+    for (int T : {1, 4, 8, 9, 16, 64}) b->Args({static_cast<int64_t>(t), T, 0, 0});
+}
+// SmolLM2-135M's tied LM head [49152 x 576] q8_0: larger than the caches, as in the model.
+void HeadArgs(benchmark::internal::Benchmark* b) {
+  for (int T : {1, 8, 9, 16}) b->Args({static_cast<int64_t>(DType::Q8_0), T, 49152, 0});
+}
+void PackedArgs(benchmark::internal::Benchmark* b) {
+  for (DType t : {DType::Q4_1, DType::Q8_0})
+    for (int threads : {1, 2})
+      for (int T : {1, 4, 8, 9, 16, 64}) b->Args({static_cast<int64_t>(t), T, 0, threads});
 }
 void KMatmulArgs(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::Q4_K, DType::Q6_K})
-    for (int T : {1, 4, 8, 64}) b->Args({static_cast<int64_t>(t), T});
+    for (int T : {1, 4, 8, 64}) b->Args({static_cast<int64_t>(t), T, 0, 0});
 }
-BENCHMARK(BM_QMatmul<false>)->Apply(QMatmulArgs)->Name("ops::matmul_q[1536x576]");
-BENCHMARK(BM_QMatmul<true>)->Apply(QMatmulArgs)->Name("ref::matmul_q[1536x576]");
-BENCHMARK(BM_QMatmul<false>)->Apply(KMatmulArgs)->Name("ops::matmul_k[640x2048]");
-BENCHMARK(BM_QMatmul<true>)->Apply(KMatmulArgs)->Name("ref::matmul_k[640x2048]");
+BENCHMARK(BM_QMatmul<1>)->Apply(QMatmulArgs)->Name("ops::matmul_q[1536x576]");
+BENCHMARK(BM_QMatmul<2>)->Apply(PackedArgs)->Name("ops::matmul_q_packed[1536x576]");
+BENCHMARK(BM_QMatmul<0>)->Apply(QMatmulArgs)->Name("ref::matmul_q[1536x576]");
+BENCHMARK(BM_QMatmul<1>)->Apply(HeadArgs)->Name("ops::matmul_head[49152x576]");
+BENCHMARK(BM_QMatmul<2>)->Apply(HeadArgs)->Name("ops::matmul_head_packed[49152x576]");
+BENCHMARK(BM_QMatmul<1>)->Apply(KMatmulArgs)->Name("ops::matmul_k[640x2048]");
+BENCHMARK(BM_QMatmul<0>)->Apply(KMatmulArgs)->Name("ref::matmul_k[640x2048]");
 
 }  // namespace
 }  // namespace specula

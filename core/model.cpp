@@ -14,6 +14,8 @@
 #include "core/gguf.h"
 #include "core/safetensors.h"
 #include "core/tokenizer.h"
+#include "kernels/cpu/quant_hwy.h"
+#include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/reference/quant.h"
 
 namespace specula {
@@ -51,6 +53,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (fs::is_directory(path, ec)) m->load_hf(path, opt);
   else m->load_gguf(path, opt);
   if (opt.weights_dtype != WeightsDType::Native) m->convert_weights(opt.weights_dtype);
+  if (opt.pack_weights) m->pack_weights();
   m->wdtype_ = opt.weights_dtype;
   return m;
 }
@@ -261,6 +264,21 @@ void Model::convert_weights(WeightsDType d) {
   convert(output_);
   for (auto& L : layers_)
     for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) convert(*w);
+}
+
+void Model::pack_weights() {
+  auto pack = [](Weight& w) {
+    if (!w.present() || !cpu::packed_kernel_available(w.view.dtype)) return;
+    const int64_t bytes = cpu::packed_bytes(w.view.dtype, w.view.rows, w.view.cols);
+    if (bytes == 0) return;
+    w.packed.resize(static_cast<size_t>(bytes));
+    cpu::pack_weight(w.view.dtype, w.view.data, w.view.row_stride, w.view.rows, w.view.cols, w.packed.data());
+    w.view.packed = w.packed.data();
+  };
+  pack(tok_embd_);  // also the LM head when embeddings are tied
+  pack(output_);
+  for (auto& L : layers_)
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*w);
 }
 
 int64_t Model::weight_bytes() const {
@@ -479,8 +497,8 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     auto* kc = static_cast<uint8_t*>(cache.k(l)) + n_past * nkv * hdk * eb;
     auto* vc = static_cast<uint8_t*>(cache.v(l)) + n_past * nkv * hdv * eb;
     const DType cdt = cache.dtype() == KvDType::F16 ? DType::F16 : DType::F32;
-    ref::quantize_row(cdt, S.k.data(), kc, T * nkv * hdk);
-    ref::quantize_row(cdt, S.v.data(), vc, T * nkv * hdv);
+    cpu::quantize_row(cdt, S.k.data(), kc, T * nkv * hdk);
+    cpu::quantize_row(cdt, S.v.data(), vc, T * nkv * hdv);
     if (mask_kind != static_cast<int>(swa)) {
       build_mask(swa);
       mask_kind = static_cast<int>(swa);

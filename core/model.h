@@ -28,12 +28,17 @@ const char* to_string(WeightsDType d);
 struct LoadOptions {
   WeightsDType weights_dtype = WeightsDType::Native;
   bool load_tokenizer = true;
+  // Keep a row-interleaved copy of q4_1 / q8_0 matrices for the multi-token kernels where the CPU has
+  // them (AVX-512 VNNI); costs the matrices' size again in memory. Results are the same either way
+  // up to float summation order.
+  bool pack_weights = true;
 };
 
 // A weight matrix, either a view into the mmapped file or a converted copy owned here.
 struct Weight {
   WeightView view;
   std::vector<uint8_t> owned;
+  std::vector<uint8_t> packed;  // view.packed points here (cpu::pack_weight), when made
   bool present() const { return view.data != nullptr; }
 };
 
@@ -92,6 +97,7 @@ class Model {
   void load_gguf(const std::string& path, const LoadOptions& opt);
   void load_hf(const std::string& dir, const LoadOptions& opt);
   void convert_weights(WeightsDType d);
+  void pack_weights();
   enum class Transposed : uint8_t { Down, Wo, Gate, Up };
   const WeightView& transposed(int64_t layer, Transposed which);
   // out = act(gate) * up with a gated activation (DReLU: ReLU(gate) * ReLU(up)); up == nullptr gives

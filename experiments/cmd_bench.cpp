@@ -66,30 +66,35 @@ int run_bench(const BenchArgs& a) {
     if (strategy) run_once(splan, s_prefill, s_decode);
   }
   // Verification cost curve: a forward over k new positions (logits for all k, as the verifier
-  // needs) after the prompt, rolled back each time; median of `reps * 5` runs, relative to k = 1.
+  // needs) after the prompt, rolled back each time; median of `reps * 5` runs (at least 9) per k,
+  // relative to k = 1. The k values are interleaved within every round (1, 2, ..., N, 1, 2, ...), so
+  // a change of machine load or clock affects all k alike.
   nlohmann::json verify = nlohmann::json::array();
   if (a.verify_max_k > 0) {
     KvCache cache = model->make_cache(a.prompt_tokens + a.verify_max_k + 1, a.mo.kv());
     Logits logits;
     prefill(*model, prompt, cache, a.prompt_tokens, logits);
     const int64_t base = cache.size();
-    const int n_runs = std::max(5, a.reps * 5);
-    std::vector<double> med(static_cast<size_t>(a.verify_max_k + 1), 0.0);
+    const int n_runs = std::max(9, a.reps * 5);
+    std::vector<std::vector<double>> ts(static_cast<size_t>(a.verify_max_k + 1));
     std::vector<Token> toks;
     std::vector<Pos> pos;
-    for (int k = 1; k <= a.verify_max_k; ++k) {
-      toks.assign(static_cast<size_t>(k), prompt.back());
-      pos.resize(static_cast<size_t>(k));
-      for (int i = 0; i < k; ++i) pos[static_cast<size_t>(i)] = static_cast<Pos>(base + i);
-      std::vector<double> ts;
-      for (int r = 0; r < n_runs; ++r) {
+    for (int r = -1; r < n_runs; ++r) {  // round -1: warm-up, not timed
+      for (int k = 1; k <= a.verify_max_k; ++k) {
+        toks.assign(static_cast<size_t>(k), prompt.back());
+        pos.resize(static_cast<size_t>(k));
+        for (int i = 0; i < k; ++i) pos[static_cast<size_t>(i)] = static_cast<Pos>(base + i);
         cache.truncate(base);
         const double t0 = now_s();
         model->forward(toks, pos, cache, nullptr, logits, {});
-        ts.push_back(now_s() - t0);
+        if (r >= 0) ts[static_cast<size_t>(k)].push_back(now_s() - t0);
       }
-      std::sort(ts.begin(), ts.end());
-      med[static_cast<size_t>(k)] = ts[ts.size() / 2];
+    }
+    std::vector<double> med(static_cast<size_t>(a.verify_max_k + 1), 0.0);
+    for (int k = 1; k <= a.verify_max_k; ++k) {
+      auto& v = ts[static_cast<size_t>(k)];
+      std::sort(v.begin(), v.end());
+      med[static_cast<size_t>(k)] = v[v.size() / 2];
       verify.push_back({{"k", k}, {"ms", 1e3 * med[static_cast<size_t>(k)]}, {"vs_k1", med[static_cast<size_t>(k)] / med[1]}});
     }
   }
@@ -130,7 +135,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   sub->add_option("--verify-k", a->verify_max_k,
                   "Also time one forward pass over k = 1..N new positions after the prompt (the speculative "
-                  "verification cost curve), median of 5*reps runs")
+                  "verification cost curve); the k values take turns in every round; median of max(9, 5*reps) rounds")
       ->check(CLI::Range(0, 64));
   sub->add_flag("--json", a->json, "Print JSON: prefill_tok_s, decode_tok_s, threads, model");
   a->strategy.add(*sub);

@@ -35,6 +35,10 @@ struct WeightView {
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;
   int64_t row_stride = 0;  // bytes between rows
+  // Optional row-interleaved copy for the multi-token kernels (cpu::pack_weight; q4_1 / q8_0), owned
+  // by whoever made it. Kernels that use it give bit-identical results for every row whether they
+  // read it or gather the same rows from `data`; a view without it uses the row-major kernels.
+  const void* packed = nullptr;
 };
 
 }  // namespace specula

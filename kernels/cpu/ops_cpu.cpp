@@ -52,7 +52,10 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
   const uint8_t* xq_of[kMax];
   size_t prep_of[kMax];
   thread_local cpu::ActPrep preps[kMax];
-  int64_t row_end[kMax];
+  // Work is split in units of 16 rows (16 selected rows with `sel`): one packed group each.
+  constexpr int64_t kUnit = 16;
+  int64_t unit_end[kMax];
+  bool packed[kMax];
   int64_t total = 0;
   const int64_t n_sel = sel ? static_cast<int64_t>(sel->size()) : 0;
   for (size_t i = 0; i < Ws.size(); ++i) {
@@ -67,37 +70,51 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
       ++n_types;
     }
     xq_of[i] = xqs[k];
-    // Scales for the tiled kernels depend on the weight type (not only the activation type).
+    // A weight with a packed copy runs the packed kernels for all its rows (also gathered ones), so
+    // a row's result does not depend on the path; without one, the row-major kernels.
+    packed[i] = Ws[i]->packed != nullptr && cpu::packed_kernel_available(Ws[i]->dtype);
+    // Scales for the tiled kernels depend on the weight type (not only the activation type) and on
+    // which kernels run.
     size_t p = 0;
-    while (p < i && Ws[p]->dtype != Ws[i]->dtype) ++p;
-    if (p == i) cpu::prepare_acts(Ws[i]->dtype, xqs[k], row_bytes(xt, cols), T, cols, preps[i]);
+    while (p < i && (Ws[p]->dtype != Ws[i]->dtype || packed[p] != packed[i])) ++p;
+    if (p == i) cpu::prepare_acts(Ws[i]->dtype, xqs[k], row_bytes(xt, cols), T, cols, preps[i], packed[i]);
     prep_of[i] = p;
-    total += sel ? n_sel : Ws[i]->rows;
-    row_end[i] = total;
+    total += ((sel ? n_sel : Ws[i]->rows) + kUnit - 1) / kUnit;
+    unit_end[i] = total;
   }
-  // Rows of all weights, concatenated, are split over threads; each weight row is read once for all
+  // Units of all weights, concatenated, are split over threads; each weight row is read once for all
   // T tokens (SIMD kernels of kernels/cpu/vec_dot_hwy.h). Selected rows run as maximal runs of
-  // consecutive indices.
+  // consecutive indices (row-major kernels) or gathered 16 at a time (packed kernels).
+  // preps is thread_local: take the caller's copy here, not inside the lambda (workers have their own).
+  const cpu::ActPrep* prep_base = preps;
   cpu::pool().parallel_for(total, [&](int64_t b, int64_t e, int) {
     int64_t start = 0;
-    for (size_t i = 0; i < Ws.size(); start = row_end[i], ++i) {
-      const int64_t lo = std::max(b, start), hi = std::min(e, row_end[i]);
-      if (lo >= hi) continue;
+    for (size_t i = 0; i < Ws.size(); start = unit_end[i], ++i) {
+      const int64_t ulo = std::max(b, start), uhi = std::min(e, unit_end[i]);
+      if (ulo >= uhi) continue;
       const WeightView& W = *Ws[i];
+      const int64_t n_out = sel ? n_sel : W.rows;
+      const int64_t lo = (ulo - start) * kUnit, hi = std::min(n_out, (uhi - start) * kUnit);
       const int64_t xs = row_bytes(ref::vec_dot_type(W.dtype), cols);
       const auto* w0 = static_cast<const uint8_t*>(W.data);
+      const cpu::ActPrep* pre = prep_base + prep_of[i];
       if (!sel) {
-        const int64_t r0 = lo - start;
-        cpu::vec_dot_rows(W.dtype, w0 + r0 * W.row_stride, W.row_stride, hi - lo, xq_of[i], xs, T, Ys[i] + r0, W.rows,
-                          cols, &preps[prep_of[i]]);
+        if (packed[i] && cpu::vec_dot_rows_packed(W.dtype, static_cast<const uint8_t*>(W.packed), lo, hi - lo, xq_of[i],
+                                                  xs, T, Ys[i], W.rows, cols, pre))
+          continue;
+        cpu::vec_dot_rows(W.dtype, w0 + lo * W.row_stride, W.row_stride, hi - lo, xq_of[i], xs, T, Ys[i] + lo, W.rows,
+                          cols, pre);
         continue;
       }
       const int32_t* idx = sel->data();
-      for (int64_t j = lo - start, je = hi - start; j < je;) {
+      if (packed[i] && cpu::vec_dot_gather_packed(W.dtype, w0, W.row_stride, idx + lo, hi - lo, xq_of[i], xs, T,
+                                                  Ys[i] + lo, n_sel, cols, pre))
+        continue;
+      for (int64_t j = lo; j < hi;) {
         int64_t run = 1;
-        while (j + run < je && idx[j + run] == idx[j] + run) ++run;
+        while (j + run < hi && idx[j + run] == idx[j] + run) ++run;
         cpu::vec_dot_rows(W.dtype, w0 + idx[j] * W.row_stride, W.row_stride, run, xq_of[i], xs, T, Ys[i] + j, n_sel,
-                          cols, &preps[prep_of[i]]);
+                          cols, pre);
         j += run;
       }
     }

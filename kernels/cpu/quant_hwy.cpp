@@ -27,14 +27,25 @@ using DI = hn::RebindToSigned<DF>;
 using D8 = hn::Rebind<int8_t, DF>;
 
 // roundf(v) (half away from zero), NaN -> 0, clamped to [-128, 127], as int8 — ref::round_to_i8.
-HWY_INLINE void RoundAwayI8(VF v, int8_t* out) {
+// Returns the values as int32 lanes (for exact block sums).
+HWY_INLINE hn::Vec<DI> RoundAwayI8(VF v, int8_t* out) {
   const DF df;
   const VF t = hn::Trunc(v);
   const VF frac = hn::Abs(hn::Sub(v, t));
   VF r = hn::Add(t, hn::IfThenElseZero(hn::Ge(frac, hn::Set(df, 0.5f)), hn::CopySign(hn::Set(df, 1.f), v)));
   r = hn::IfThenElseZero(hn::Eq(r, r), r);
   r = hn::Min(hn::Max(r, hn::Set(df, -128.f)), hn::Set(df, 127.f));
-  hn::StoreU(hn::DemoteTo(D8(), hn::ConvertTo(DI(), r)), D8(), out);
+  const auto i = hn::ConvertTo(DI(), r);
+  hn::StoreU(hn::DemoteTo(D8(), i), D8(), out);
+  return i;
+}
+
+// One float to f16 bits, as ref::fp32_to_fp16 (F16C rounds to nearest even too; NaN: the reference's).
+HWY_INLINE uint16_t F2H(float f) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  if (f == f) return static_cast<uint16_t>(_cvtss_sh(f, 0));  // 0: round to nearest even
+#endif
+  return ref::fp32_to_fp16(f);
 }
 
 HWY_INLINE float AbsMax(const float* x, int64_t n) {
@@ -56,13 +67,13 @@ void Q8Blocks(const float* x, uint8_t* dst, int64_t nb) {
     const float d = amax / 127.f;
     const float id = d != 0.f ? 1.f / d : 0.f;
     auto* qs = reinterpret_cast<int8_t*>(dst + kQ);
-    for (int64_t j = 0; j < 32; j += N) RoundAwayI8(hn::Mul(hn::LoadU(df, x + j), hn::Set(df, id)), qs + j);
-    const uint16_t dh = ref::fp32_to_fp16(d);
+    auto isum = hn::Zero(DI());
+    for (int64_t j = 0; j < 32; j += N) isum = hn::Add(isum, RoundAwayI8(hn::Mul(hn::LoadU(df, x + j), hn::Set(df, id)), qs + j));
+    const uint16_t dh = F2H(d);
     std::memcpy(dst, &dh, 2);
     if constexpr (kSum) {
-      int sum = 0;
-      for (int j = 0; j < 32; ++j) sum += qs[j];
-      const uint16_t sh = ref::fp32_to_fp16(static_cast<float>(sum) * d);
+      const int sum = hn::GetLane(hn::SumOfLanes(DI(), isum));  // exact: |sum| <= 32 * 128
+      const uint16_t sh = F2H(static_cast<float>(sum) * d);
       std::memcpy(dst + 2, &sh, 2);
     }
   }
@@ -100,9 +111,39 @@ void Q8KBlocks(const float* x, uint8_t* dst, int64_t nb) {
   }
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// f32 -> f16 with F16C (round to nearest even, as ref::fp32_to_fp16); vectors holding a NaN take the
+// reference (its NaN encoding differs from the instruction's).
+void F16Row(const float* x, uint8_t* out, int64_t n) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  auto* o = reinterpret_cast<hwy::float16_t*>(out);
+  int64_t j = 0;
+  for (; j + N <= n; j += N) {
+    const auto v = hn::LoadU(df, x + j);
+    if (hn::AllFalse(df, hn::IsNaN(v))) {
+      hn::StoreU(hn::DemoteTo(dh, v), dh, o + j);
+    } else {
+      for (int64_t i = j; i < j + N; ++i) {
+        const uint16_t h = ref::fp32_to_fp16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+    }
+  }
+  for (; j < n; ++j) {
+    const uint16_t h = ref::fp32_to_fp16(x[j]);
+    std::memcpy(out + 2 * j, &h, 2);
+  }
+}
+#endif
+
 void QuantizeRow(DType t, const float* x, void* dst, int64_t n) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
   auto* out = static_cast<uint8_t*>(dst);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  if (t == DType::F16) return F16Row(x, out, n);
+#endif
   if (32 % N == 0) {
     if (t == DType::Q8_0 && n % 32 == 0) return Q8Blocks<false>(x, out, n / 32);
     if (t == DType::Q8_1 && n % 32 == 0) return Q8Blocks<true>(x, out, n / 32);

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/reference/quant.h"
 
@@ -98,6 +99,29 @@ inline Kind kind_of(DType t) {
     case DType::Q5_K: return kQ5_K;
     case DType::Q6_K: return kQ6_K;
     default: return kNone;
+  }
+}
+
+// --- Packed layout (see vec_dot_hwy.h) ---------------------------------------------------------
+constexpr int64_t kPackRows = 16;
+// Bytes per 16-row group and 32-element block: q4_1: d[16], m[16] (f16), 4 x 64 value bytes;
+// q8_0: d[16], 8 x 64 value bytes. 0: no packed layout.
+inline int64_t packed_block_bytes(Kind k) { return k == kQ4_1 ? 320 : k == kQ8_0 ? 544 : 0; }
+
+// Packs cnt <= 16 rows (row j at rows[j]) of nb blocks into one group; lanes >= cnt are zero.
+inline void pack_group(Kind k, const uint8_t* const* rows, int cnt, int64_t nb, uint8_t* out) {
+  const int64_t gb = packed_block_bytes(k);
+  std::memset(out, 0, static_cast<size_t>(gb * nb));
+  const bool q8 = k == kQ8_0;
+  const int64_t src_bytes = q8 ? 34 : 20, qs_at = q8 ? 2 : 4, chunks = q8 ? 8 : 4, vals_at = q8 ? 32 : 64;
+  for (int j = 0; j < cnt; ++j) {
+    const uint8_t* src = rows[j];
+    uint8_t* dst = out;
+    for (int64_t b = 0; b < nb; ++b, src += src_bytes, dst += gb) {
+      std::memcpy(dst + 2 * j, src, 2);                       // d
+      if (!q8) std::memcpy(dst + 32 + 2 * j, src + 2, 2);    // m
+      for (int64_t p = 0; p < chunks; ++p) std::memcpy(dst + vals_at + 64 * p + 4 * j, src + qs_at + 4 * p, 4);
+    }
   }
 }
 
@@ -714,16 +738,263 @@ HWY_INLINE float DotAny(uint32_t kind, DType t, const uint8_t* w, const uint8_t*
 
 #endif  // HWY_TARGET == HWY_SCALAR
 
+// --- Packed kernels (AVX-512 VNNI) -------------------------------------------------------------
+//
+// Lane j of every vector is row j of a 16-row group. Per block and token: eight VNNI instructions
+// (value dword q of the 16 rows x activation dword q, broadcast) give the exact integer block sums of
+// all 16 rows; then one conversion, one scale product d_row * d_token and one FMA per token (q4_1:
+// a second FMA for m_row * s_token, kept in its own accumulator). The sequence of operations for one
+// (row, token) is the same whatever the group, lane or token count, so results are batch invariant.
+#if HWY_TARGET == HWY_AVX3_DL
+constexpr int kPackTT = 8;
+// Highway 1.0.3's AVX3_DL target string names avxvnni, not avx512vnni; every CPU it selects
+// AVX3_DL on has AVX512_VNNI (its run-time check requires it), so the 512-bit form is safe here.
+#define SPECULA_VNNI512 __attribute__((target("avx512vnni")))
+
+struct PackedActs {
+  const float* d = nullptr;    // [token][block]
+  const float* s = nullptr;    // q4_1
+  const int32_t* c = nullptr;  // q8_0
+};
+
+HWY_INLINE __m512i Bcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Blocks [b0, b1) of one 16-row group for tokens [t0, t0 + TT). The accumulators start at zero
+// (first) or from `state`, and end in `state` or, when last, as results in y (lanes in mask).
+// Storing them in between is exact, so the block ranges a computation is cut into do not matter.
+template <int TT, bool kQ8>
+SPECULA_VNNI512 HWY_INLINE void PackedGroup(const uint8_t* g, int64_t nb, int64_t b0, int64_t b1, const uint8_t* xq,
+                                            int64_t x_stride, const PackedActs& a, int64_t t0, float* state,
+                                            bool first, bool last, float* y, int64_t y_stride, __mmask16 mask) {
+  constexpr int64_t kGB = kQ8 ? 544 : 320, kYB = kQ8 ? 34 : 36, kYQ = kQ8 ? 2 : 4;
+  __m512 acc[TT], ms[TT];
+  for (int t = 0; t < TT; ++t) {
+    acc[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(state + 32 * t);
+    ms[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(state + 32 * t + 16);
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0F), x80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  g += b0 * kGB;
+  const uint8_t* yb = xq + t0 * x_stride + b0 * kYB + kYQ;
+  const int64_t at0 = t0 * nb;
+  for (int64_t b = b0; b < b1; ++b, g += kGB, yb += kYB) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
+    __m512 m = _mm512_setzero_ps();
+    __m512i w[8];
+    if constexpr (kQ8) {
+      // Signed values as unsigned w + 128; the 128 * sum(y) this adds is subtracted exactly below.
+      for (int p = 0; p < 8; ++p) w[p] = _mm512_xor_si512(_mm512_loadu_si512(g + 32 + 64 * p), x80);
+    } else {
+      m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32)));
+      for (int p = 0; p < 4; ++p) {
+        const __m512i c = _mm512_loadu_si512(g + 64 + 64 * p);
+        w[p] = _mm512_and_si512(c, m4);                             // elements 4p .. 4p+3
+        w[4 + p] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);  // elements 16+4p .. 16+4p+3
+      }
+    }
+    for (int t = 0; t < TT; ++t) {
+      const uint8_t* yt = yb + t * x_stride;  // value dword q of the block pairs with w[q]
+      __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], Bcast4(yt));
+      __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[1], Bcast4(yt + 4));
+      s0 = _mm512_dpbusd_epi32(s0, w[2], Bcast4(yt + 8));
+      s1 = _mm512_dpbusd_epi32(s1, w[3], Bcast4(yt + 12));
+      s0 = _mm512_dpbusd_epi32(s0, w[4], Bcast4(yt + 16));
+      s1 = _mm512_dpbusd_epi32(s1, w[5], Bcast4(yt + 20));
+      s0 = _mm512_dpbusd_epi32(s0, w[6], Bcast4(yt + 24));
+      s1 = _mm512_dpbusd_epi32(s1, w[7], Bcast4(yt + 28));
+      __m512i is = _mm512_add_epi32(s0, s1);
+      const int64_t at = at0 + t * nb + b;
+      if constexpr (kQ8) is = _mm512_sub_epi32(is, _mm512_set1_epi32(a.c[at]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(d, _mm512_set1_ps(a.d[at])), acc[t]);
+      if constexpr (!kQ8) ms[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.s[at]), ms[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) {
+    if (last) {
+      _mm512_mask_storeu_ps(y + (t0 + t) * y_stride, mask, kQ8 ? acc[t] : _mm512_add_ps(acc[t], ms[t]));
+    } else {
+      _mm512_storeu_ps(state + 32 * t, acc[t]);
+      _mm512_storeu_ps(state + 32 * t + 16, ms[t]);
+    }
+  }
+}
+
+template <bool kQ8>
+SPECULA_VNNI512 HWY_INLINE void PackedRange(int64_t tt, const uint8_t* g, int64_t nb, int64_t b0, int64_t b1,
+                                            const uint8_t* xq, int64_t x_stride, const PackedActs& a, int64_t t0,
+                                            float* state, bool first, bool last, float* y, int64_t y_stride,
+                                            __mmask16 mask) {
+#define SPECULA_PG(TT) PackedGroup<TT, kQ8>(g, nb, b0, b1, xq, x_stride, a, t0, state, first, last, y, y_stride, mask)
+  switch (tt) {
+    case 1: SPECULA_PG(1); break;
+    case 2: SPECULA_PG(2); break;
+    case 3: SPECULA_PG(3); break;
+    case 4: SPECULA_PG(4); break;
+    case 5: SPECULA_PG(5); break;
+    case 6: SPECULA_PG(6); break;
+    case 7: SPECULA_PG(7); break;
+    default: SPECULA_PG(8); break;
+  }
+#undef SPECULA_PG
+}
+
+// All tokens against one 16-row group. Tokens go in near-equal groups of at most kPackTT (9 -> 5 + 4).
+// With several token groups, the blocks are walked in chunks and every token group runs on a chunk
+// while its weights are in L1, so the group's weights stream from memory once, overlapped with the
+// work of all tokens (one pass per token group would stream them with the first group's work only).
+template <bool kQ8>
+SPECULA_VNNI512 HWY_INLINE void PackedTokens(const uint8_t* g, int64_t nb, const uint8_t* xq, int64_t x_stride,
+                                             int64_t n_tok, const PackedActs& a, float* y, int64_t y_stride,
+                                             __mmask16 mask) {
+  const int64_t n_groups = (n_tok + kPackTT - 1) / kPackTT;
+  if (n_groups == 1) {
+    PackedRange<kQ8>(n_tok, g, nb, 0, nb, xq, x_stride, a, 0, nullptr, true, true, y, y_stride, mask);
+    return;
+  }
+  constexpr int64_t kChunk = 8;  // blocks
+  thread_local std::vector<float> state;
+  const size_t need = static_cast<size_t>(n_groups * kPackTT * 32);
+  if (state.size() < need) state.resize(need);
+  for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+    const int64_t b1 = std::min(nb, b0 + kChunk);
+    for (int64_t gi = 0, t0 = 0; gi < n_groups; ++gi) {
+      const int64_t tt = (n_tok - t0) / (n_groups - gi);
+      PackedRange<kQ8>(tt, g, nb, b0, b1, xq, x_stride, a, t0, state.data() + gi * kPackTT * 32, b0 == 0, b1 == nb, y,
+                       y_stride, mask);
+      t0 += tt;
+    }
+  }
+}
+#endif  // HWY_TARGET == HWY_AVX3_DL
+
+#if HWY_TARGET == HWY_AVX3_DL
+#define SPECULA_PACKED_FN SPECULA_VNNI512
+#else
+#define SPECULA_PACKED_FN
+#endif  // HWY_TARGET == HWY_AVX3_DL
+
+// Per-token, per-block activation figures for the packed kernels ([token][block]).
+HWY_INLINE void PackedScales(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t nb,
+                             std::vector<float>& d, std::vector<float>& s, std::vector<int32_t>& c) {
+  const bool q8 = kind == kQ8_0;
+  const int64_t yb = q8 ? 34 : 36;
+  const size_t size = static_cast<size_t>(n_tok * nb);
+  if (d.size() < size) d.resize(size);
+  if (q8 && c.size() < size) c.resize(size);
+  if (!q8 && s.size() < size) s.resize(size);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const uint8_t* y = xq + t * x_stride;
+    for (int64_t b = 0; b < nb; ++b, y += yb) {
+      const size_t at = static_cast<size_t>(t * nb + b);
+      d[at] = h2f(ld16(y));
+      if (q8) {
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(y[2 + j]);
+        c[at] = 128 * sum;
+      } else {
+        s[at] = h2f(ld16(y + 2));
+      }
+    }
+  }
+}
+
+bool PackedAvail(uint32_t kind) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return kind == kQ4_1 || kind == kQ8_0;
+#else
+  (void)kind;
+  return false;
+#endif
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+namespace {
+PackedActs packed_acts(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t nb,
+                       const ActPrep* pre) {
+  if (pre != nullptr && pre->packed && pre->n_tok == n_tok && pre->nb == nb)
+    return PackedActs{pre->pd.data(), pre->ps.data(), pre->pc.data()};
+  thread_local std::vector<float> d, s;
+  thread_local std::vector<int32_t> c;
+  PackedScales(kind, xq, x_stride, n_tok, nb, d, s, c);
+  return PackedActs{d.data(), s.data(), c.data()};
+}
+}  // namespace
+#endif
+
+SPECULA_PACKED_FN bool RowsPacked(uint32_t kind, const uint8_t* packed, int64_t r0, int64_t n_rows, const uint8_t* xq,
+                int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (!PackedAvail(kind)) return false;
+  if (n_rows <= 0 || n_tok <= 0) return true;
+  const bool q8 = kind == kQ8_0;
+  const int64_t nb = n / 32, gb = nb * packed_block_bytes(static_cast<Kind>(kind));
+  const PackedActs a = packed_acts(kind, xq, x_stride, n_tok, nb, pre);
+  const int64_t r1 = r0 + n_rows;
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const int64_t lo = std::max(r0, g * kPackRows) - g * kPackRows, hi = std::min(r1, (g + 1) * kPackRows) - g * kPackRows;
+    const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+    if (q8) PackedTokens<true>(packed + g * gb, nb, xq, x_stride, n_tok, a, y + g * kPackRows, y_stride, mask);
+    else PackedTokens<false>(packed + g * gb, nb, xq, x_stride, n_tok, a, y + g * kPackRows, y_stride, mask);
+  }
+  return true;
+#else
+  (void)kind, (void)packed, (void)r0, (void)n_rows, (void)xq, (void)x_stride, (void)n_tok, (void)y, (void)y_stride,
+      (void)n, (void)pre;
+  return false;
+#endif
+}
+
+SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,
+                  const uint8_t* xq, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
+                  const ActPrep* pre) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (!PackedAvail(kind)) return false;
+  if (n_idx <= 0 || n_tok <= 0) return true;
+  const bool q8 = kind == kQ8_0;
+  const int64_t nb = n / 32, gb = nb * packed_block_bytes(static_cast<Kind>(kind));
+  const PackedActs a = packed_acts(kind, xq, x_stride, n_tok, nb, pre);
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < static_cast<size_t>(gb)) buf.resize(static_cast<size_t>(gb));
+  for (int64_t j0 = 0; j0 < n_idx; j0 += kPackRows) {
+    const int cnt = static_cast<int>(std::min<int64_t>(kPackRows, n_idx - j0));
+    const uint8_t* rows[kPackRows];
+    for (int j = 0; j < cnt; ++j) rows[j] = w0 + static_cast<int64_t>(idx[j0 + j]) * w_stride;
+    pack_group(static_cast<Kind>(kind), rows, cnt, nb, buf.data());
+    const auto mask = static_cast<__mmask16>((1u << cnt) - 1u);
+    if (q8) PackedTokens<true>(buf.data(), nb, xq, x_stride, n_tok, a, y + j0, y_stride, mask);
+    else PackedTokens<false>(buf.data(), nb, xq, x_stride, n_tok, a, y + j0, y_stride, mask);
+  }
+  return true;
+#else
+  (void)kind, (void)w0, (void)w_stride, (void)idx, (void)n_idx, (void)xq, (void)x_stride, (void)n_tok, (void)y,
+      (void)y_stride, (void)n, (void)pre;
+  return false;
+#endif
+}
+
 float VecDot(uint32_t kind, DType t, const void* w, const void* x, int64_t n) {
   return DotAny(kind, t, static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(x), n);
 }
 
-void PrepareActs(uint32_t kind, const void* xqv, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep* out) {
+void PrepareActs(uint32_t kind, const void* xqv, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep* out,
+                 bool packed_only) {
 #if HWY_TARGET != HWY_SCALAR
+  out->n_tok = n_tok;
+  out->packed = PackedAvail(kind);
+  if (out->packed) PackedScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n / 32, out->pd, out->ps, out->pc);
+  if (packed_only && out->packed) {
+    out->nb = n / 32;
+    out->group = 0;  // the row-major kernels compute their own figures
+    return;
+  }
   out->nb = ActScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n, out->d, out->s, out->yi);
   out->group = kMaxTT;
-  out->n_tok = n_tok;
 #else
+  (void)packed_only;
+  out->packed = false;
   (void)kind, (void)xqv, (void)x_stride, (void)n;
   out->group = 0;
   out->n_tok = n_tok;
@@ -745,6 +1016,11 @@ void VecDotRows(uint32_t kind, DType t, const void* w0v, int64_t w_stride, int64
 
 const char* TargetNameNow() { return hwy::TargetName(HWY_TARGET); }
 
+#undef SPECULA_PACKED_FN
+#ifdef SPECULA_VNNI512
+#undef SPECULA_VNNI512
+#endif
+
 }  // namespace HWY_NAMESPACE
 }  // namespace specula::cpu
 HWY_AFTER_NAMESPACE();
@@ -756,6 +1032,9 @@ HWY_EXPORT(VecDot);
 HWY_EXPORT(VecDotRows);
 HWY_EXPORT(PrepareActs);
 HWY_EXPORT(TargetNameNow);
+HWY_EXPORT(PackedAvail);
+HWY_EXPORT(RowsPacked);
+HWY_EXPORT(GatherPacked);
 
 namespace {
 // Validates like ref::vec_dot (which throws the same errors); true when the SIMD path applies.
@@ -784,13 +1063,57 @@ void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, con
   }
   HWY_DYNAMIC_DISPATCH(VecDotRows)(k, w, w0, w_stride, n_rows, xq, x_stride, n_tok, y, y_stride, n, pre);
 }
-void prepare_acts(DType w, const void* xq, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep& out) {
+void prepare_acts(DType w, const void* xq, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep& out,
+                  bool packed_only) {
   const detail::Kind k = detail::kind_of(w);
   out.group = 0;
+  out.packed = false;
   if (!fast_ok(k, w, n)) return;
-  HWY_DYNAMIC_DISPATCH(PrepareActs)(k, xq, x_stride, n_tok, n, &out);
+  HWY_DYNAMIC_DISPATCH(PrepareActs)(k, xq, x_stride, n_tok, n, &out, packed_only);
 }
 
+
+int64_t packed_bytes(DType w, int64_t rows, int64_t n) {
+  const int64_t gb = detail::packed_block_bytes(detail::kind_of(w));
+  if (gb == 0 || n % 32 != 0 || rows <= 0) return 0;
+  return (rows + detail::kPackRows - 1) / detail::kPackRows * (n / 32) * gb;
+}
+
+void pack_weight(DType w, const void* w0v, int64_t w_stride, int64_t rows, int64_t n, uint8_t* out) {
+  const detail::Kind k = detail::kind_of(w);
+  const int64_t gb = detail::packed_block_bytes(k);
+  if (gb == 0 || n % 32 != 0) fail("pack_weight: no packed layout for {} with {} columns", dtype_traits(w).name, n);
+  const auto* w0 = static_cast<const uint8_t*>(w0v);
+  const int64_t nb = n / 32;
+  for (int64_t r0 = 0, g = 0; r0 < rows; r0 += detail::kPackRows, ++g) {
+    const uint8_t* ptrs[detail::kPackRows];
+    const int cnt = static_cast<int>(std::min<int64_t>(detail::kPackRows, rows - r0));
+    for (int j = 0; j < cnt; ++j) ptrs[j] = w0 + (r0 + j) * w_stride;
+    detail::pack_group(k, ptrs, cnt, nb, out + g * nb * gb);
+  }
+}
+
+bool packed_kernel_available(DType w) {
+  const detail::Kind k = detail::kind_of(w);
+  return detail::packed_block_bytes(k) != 0 && HWY_DYNAMIC_DISPATCH(PackedAvail)(k);
+}
+
+bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
+                         int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
+  const detail::Kind k = detail::kind_of(w);
+  if (detail::packed_block_bytes(k) == 0 || n % 32 != 0) return false;
+  return HWY_DYNAMIC_DISPATCH(RowsPacked)(k, packed, r0, n_rows, static_cast<const uint8_t*>(xq), x_stride, n_tok, y,
+                                          y_stride, n, pre);
+}
+
+bool vec_dot_gather_packed(DType w, const void* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,
+                           const void* xq, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
+                           const ActPrep* pre) {
+  const detail::Kind k = detail::kind_of(w);
+  if (detail::packed_block_bytes(k) == 0 || n % 32 != 0) return false;
+  return HWY_DYNAMIC_DISPATCH(GatherPacked)(k, static_cast<const uint8_t*>(w0), w_stride, idx, n_idx,
+                                            static_cast<const uint8_t*>(xq), x_stride, n_tok, y, y_stride, n, pre);
+}
 
 bool has_fast_vec_dot(DType w) { return detail::kind_of(w) != detail::kNone; }
 

@@ -27,12 +27,47 @@ struct ActPrep {
   std::vector<uint8_t> yi;
   int64_t nb = 0, n_tok = 0;
   int group = 0;  // 0: not prepared
+  // For the packed kernels: per token and block ([token][block]) the activation scale, the q8_1 sum
+  // and (q8_0 weights) 128 * the block's integer sum.
+  std::vector<float> pd, ps;
+  std::vector<int32_t> pc;
+  bool packed = false;
 };
-void prepare_acts(DType w, const void* xq, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep& out);
+// packed_only: only the figures of the packed kernels (the caller runs those).
+void prepare_acts(DType w, const void* xq, int64_t x_stride, int64_t n_tok, int64_t n, ActPrep& out,
+                  bool packed_only = false);
 
 void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, const void* xq,
                   int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
                   const ActPrep* pre = nullptr);
+
+// --- Packed (row-interleaved) weights -------------------------------------------------------------
+// The multi-token kernels are fastest when 16 rows are interleaved: for every 32-element block, the
+// 16 rows' scales sit side by side and their quantized values are stored as dword columns (dword p of
+// row j at chunk p, lane j), so one 512-bit VNNI instruction multiplies four values of each of 16
+// rows by the same four activation bytes and no horizontal sums are needed. Q4_1 and Q8_0 (the types
+// of SmolLM2-135M's GGUF) have this layout; the kernels exist on targets with AVX-512 VNNI.
+// Per 16-row group and block: 16 dwords (f16 d | f16 m << 16; q8_0: m = 0) then the value chunks
+// (q4_1: 4 x 64 bytes, nibbles as stored; q8_0: 8 x 64 bytes). Rows past the end are zero.
+// A row's result is bit-identical whichever path computes it (packed matrix, gathered rows, any
+// token count), but differs from vec_dot_rows' in float summation order.
+
+// Bytes of the packed form of a [rows x n] matrix of type w; 0 when w has no packed layout.
+int64_t packed_bytes(DType w, int64_t rows, int64_t n);
+// Packs `rows` rows (row r at w0 + r * w_stride) into out (packed_bytes(w, rows, n) bytes).
+void pack_weight(DType w, const void* w0, int64_t w_stride, int64_t rows, int64_t n, uint8_t* out);
+// Whether the dispatch target in use now has packed kernels for w.
+bool packed_kernel_available(DType w);
+// Packed matrix (rows [r0, r0 + n_rows)): y[t * y_stride + r] for those rows and t in [0, n_tok);
+// y points at row 0. False (nothing written) when the current target has no packed kernel for w.
+bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
+                         int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
+                         const ActPrep* pre = nullptr);
+// Same arithmetic on rows of the unpacked matrix (row idx[j] at w0 + idx[j] * w_stride), gathered on
+// the fly: y[t * y_stride + j] for j in [0, n_idx). Bit-identical to vec_dot_rows_packed per row.
+bool vec_dot_gather_packed(DType w, const void* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,
+                           const void* xq, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride,
+                           int64_t n, const ActPrep* pre = nullptr);
 
 // Whether `w` has a SIMD kernel (others use ref::vec_dot).
 bool has_fast_vec_dot(DType w);

@@ -2,6 +2,7 @@
 // Highway target, including rounding ties.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -57,6 +58,29 @@ TEST(QuantHwy, OtherTypesUseTheReference) {
     ref::quantize_row(t, x.data(), want.data(), 256);
     cpu::quantize_row(t, x.data(), got.data(), 256);
     EXPECT_EQ(want, got);
+  }
+}
+
+// f32 -> f16 (the KV cache): bit-identical to the reference on every target, including values that
+// round to subnormals, to zero, overflow to infinity, ties, infinities and NaN.
+TEST(QuantHwy, F16MatchesReferenceIncludingEdgeValues) {
+  simd_test::TargetGuard guard;
+  std::mt19937 g(8);
+  std::vector<float> x = inputs(1000, 0, g);
+  for (float v : {0.f, -0.f, 1e-8f, -3e-8f, 6e-5f, 6.1e-5f, 65504.f, 65520.f, -70000.f, 1.00048828125f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::quiet_NaN(), 2.98e-8f, 5.96e-8f})
+    x.push_back(v);
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{16}, static_cast<int64_t>(x.size())}) {
+      std::vector<uint8_t> want(static_cast<size_t>(2 * n)), got(want.size());
+      const float* src = x.data() + x.size() - n;
+      ref::quantize_row(DType::F16, src, want.data(), n);
+      cpu::quantize_row(DType::F16, src, got.data(), n);
+      ASSERT_EQ(want, got) << "n=" << n;
+    }
   }
 }
 

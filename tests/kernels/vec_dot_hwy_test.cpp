@@ -274,5 +274,108 @@ TEST(VecDotHwy, MatmulMatchesReferenceOnEveryTarget) {
   ops::set_num_threads(0);
 }
 
+
+// Packed (row-interleaved) q4_1 / q8_0 weights: pack_weight's layout, and on every target ops::matmul
+// with the packed copy against ref::matmul; where the packed kernels run, batch invariance (a token's
+// row equals its T = 1 result bit for bit, whatever T and the token grouping) and matmul_rows on
+// gathered rows equal to the packed matmul's rows bit for bit, for row counts around the 16-row groups.
+TEST(PackedMatmul, LayoutOfPackWeight) {
+  std::mt19937 g(5);
+  for (DType t : {DType::Q4_1, DType::Q8_0}) {
+    const int64_t rows = 19, cols = 64, rb = row_bytes(t, cols);
+    Bytes bytes;
+    for (int64_t r = 0; r < rows; ++r) {
+      const Bytes row = make_row(t, cols, Mode::RandomBytes, g);
+      bytes.insert(bytes.end(), row.begin(), row.end());
+    }
+    const int64_t pb = cpu::packed_bytes(t, rows, cols);
+    const bool q8 = t == DType::Q8_0;
+    const int64_t gb = q8 ? 544 : 320;
+    ASSERT_EQ(pb, 2 * 2 * gb);  // two 16-row groups of two blocks
+    Bytes packed(static_cast<size_t>(pb), 0xAB);
+    cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
+    for (int64_t r = 0; r < 32; ++r)
+      for (int64_t b = 0; b < 2; ++b) {
+        const uint8_t* blk = packed.data() + (r / 16 * 2 + b) * gb;
+        const int64_t j = r % 16;
+        const uint8_t* src = r < rows ? bytes.data() + r * rb + b * (q8 ? 34 : 20) : nullptr;
+        EXPECT_EQ(get16(blk + 2 * j), src ? get16(src) : 0) << "d row " << r;
+        if (!q8) {
+          EXPECT_EQ(get16(blk + 32 + 2 * j), src ? get16(src + 2) : 0) << "m row " << r;
+        }
+        for (int64_t p = 0; p < (q8 ? 8 : 4); ++p)
+          for (int k = 0; k < 4; ++k)
+            EXPECT_EQ(blk[(q8 ? 32 : 64) + 64 * p + 4 * j + k], src ? src[(q8 ? 2 : 4) + 4 * p + k] : 0)
+                << "values row " << r << " chunk " << p;
+      }
+  }
+  EXPECT_EQ(cpu::packed_bytes(DType::Q4_K, 16, 256), 0);
+  EXPECT_EQ(cpu::packed_bytes(DType::F32, 16, 256), 0);
+  Bytes dummy(64);
+  EXPECT_THROW(cpu::pack_weight(DType::Q6_K, dummy.data(), 210, 1, 256, dummy.data()), Error);
+}
+
+TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
+  TargetGuard guard;
+  std::mt19937 g(123);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  int packed_runs = 0;
+  for (int64_t target : all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (DType t : {DType::Q4_1, DType::Q8_0}) {
+      const bool fast = cpu::packed_kernel_available(t);
+      packed_runs += fast;
+      for (int64_t rows : {1, 15, 16, 17, 40}) {
+        const int64_t cols = rows == 40 ? 576 : 96, rb = row_bytes(t, cols);
+        Bytes bytes;
+        for (int64_t r = 0; r < rows; ++r) {
+          const Bytes row = make_row(t, cols, Mode::Quantized, g);
+          bytes.insert(bytes.end(), row.begin(), row.end());
+        }
+        Bytes packed(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
+        cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
+        WeightView W{t, rows, cols, bytes.data(), rb};
+        W.packed = packed.data();
+        for (int threads : {1, 2}) {
+          ops::set_num_threads(threads);
+          for (int64_t T : {1, 5, 8, 9, 13}) {
+            std::vector<float> X(static_cast<size_t>(T * cols));
+            for (auto& v : X) v = nd(g);
+            std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
+            ref::matmul(W, X.data(), T, want.data());
+            ops::matmul(W, X.data(), T, got.data());
+            float amax = 0.f;
+            for (float v : want) amax = std::max(amax, std::fabs(v));
+            for (size_t i = 0; i < want.size(); ++i)
+              ASSERT_NEAR(got[i], want[i], 1e-5 * amax) << dtype_traits(t).name << " rows=" << rows << " T=" << T;
+            // Batch invariance: each token alone gives the same bits.
+            std::vector<float> one(static_cast<size_t>(rows));
+            for (int64_t tk = 0; tk < T; ++tk) {
+              ops::matmul(W, X.data() + tk * cols, 1, one.data());
+              ASSERT_EQ(0, std::memcmp(one.data(), got.data() + tk * rows, one.size() * 4))
+                  << dtype_traits(t).name << " rows=" << rows << " T=" << T << " token " << tk;
+            }
+            // Gathered rows (any order, repeats) equal the full matmul's rows.
+            std::vector<int32_t> idx;
+            std::uniform_int_distribution<int32_t> ri(0, static_cast<int32_t>(rows - 1));
+            for (int64_t j = 0; j < rows + 3; ++j) idx.push_back(ri(g));
+            std::vector<float> sel(static_cast<size_t>(T) * idx.size());
+            const WeightView* ws[1] = {&W};
+            float* ys[1] = {sel.data()};
+            ops::matmul_rows(ws, idx, X.data(), T, ys);
+            for (int64_t tk = 0; tk < T; ++tk)
+              for (size_t j = 0; j < idx.size(); ++j)
+                ASSERT_EQ(sel[static_cast<size_t>(tk) * idx.size() + j], got[static_cast<size_t>(tk * rows + idx[j])])
+                    << dtype_traits(t).name << " rows=" << rows << " T=" << T << " j=" << j;
+          }
+        }
+      }
+    }
+  }
+  ops::set_num_threads(0);
+  if (packed_runs == 0) GTEST_SKIP() << "no packed kernels on this CPU (needs AVX-512 VNNI); row-major path checked";
+}
+
 }  // namespace
 }  // namespace specula
