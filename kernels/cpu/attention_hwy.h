@@ -8,6 +8,8 @@
 // slot order), not on how many other tokens are in the call, on masked-out slots, or on which slots
 // the visible keys occupy. So a token verified in a batch, or as a node of a token tree whose
 // ancestors sit in non-contiguous slots, gets bit-identical attention to the same token decoded alone.
+// Query heads in [h0, h1) that share a key/value head run together (each key/value row loaded once
+// for them); the per-head arithmetic is unchanged, so it does not matter how heads are grouped.
 #include <cstdint>
 
 #include "kernels/ops.h"

@@ -188,11 +188,17 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
 }
 
 void attention(const AttentionArgs& a) {
-  // One task per (token, head) pair.
-  cpu::pool().parallel_for(a.n_tokens * a.n_head, [&](int64_t b, int64_t e, int) {
+  // One task per (token, head) pair; with three or more tokens (verification, prefill), per (token,
+  // group of query heads sharing a key/value head), which loads each key/value row once for the
+  // group. A head's result is the same either way (see attention_hwy.h).
+  const int64_t G = a.head_ids == nullptr && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && a.n_tokens >= 3
+                        ? a.n_head / a.n_head_kv
+                        : 1;
+  const int64_t n_groups = a.n_head / G;
+  cpu::pool().parallel_for(a.n_tokens * n_groups, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
-      const int64_t t = i / a.n_head, h = i % a.n_head;
-      cpu::attention_rows(a, t, t + 1, h, h + 1);
+      const int64_t t = i / n_groups, h = (i % n_groups) * G;
+      cpu::attention_rows(a, t, t + 1, h, h + G);
     }
   });
 }

@@ -745,8 +745,12 @@ HWY_INLINE float DotAny(uint32_t kind, DType t, const uint8_t* w, const uint8_t*
 // all 16 rows; then one conversion, one scale product d_row * d_token and one FMA per token (q4_1:
 // a second FMA for m_row * s_token, kept in its own accumulator). The sequence of operations for one
 // (row, token) is the same whatever the group, lane or token count, so results are batch invariant.
+#ifndef SPECULA_PACK_PREFETCH
+#define SPECULA_PACK_PREFETCH 16
+#endif
 #if HWY_TARGET == HWY_AVX3_DL
 constexpr int kPackTT = 8;
+constexpr int64_t kPrefetch = SPECULA_PACK_PREFETCH;
 // Highway 1.0.3's AVX3_DL target string names avxvnni, not avx512vnni; every CPU it selects
 // AVX3_DL on has AVX512_VNNI (its run-time check requires it), so the 512-bit form is safe here.
 #define SPECULA_VNNI512 __attribute__((target("avx512vnni")))
@@ -781,6 +785,9 @@ SPECULA_VNNI512 HWY_INLINE void PackedGroup(const uint8_t* g, int64_t nb, int64_
   const uint8_t* yb = xq + t0 * x_stride + b0 * kYB + kYQ;
   const int64_t at0 = t0 * nb;
   for (int64_t b = b0; b < b1; ++b, g += kGB, yb += kYB) {
+    // Weights stream from memory: fetch kPrefetch blocks ahead (past the group's end this is the
+    // next group, which the same thread usually runs next). No effect on results.
+    for (int64_t o = 0; o < kGB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetch * kGB + o), _MM_HINT_T0);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
     __m512 m = _mm512_setzero_ps();
     __m512i w[8];
