@@ -8,6 +8,7 @@
 #ifndef SPECULA_ACT_HWY_SHARED
 #define SPECULA_ACT_HWY_SHARED
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/cpu/act_hwy.h"
 #include "kernels/reference/ops_ref.h"
@@ -21,6 +22,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 #if HWY_TARGET == HWY_SCALAR
 void SiluMul(const float* g, const float* u, float* o, int64_t n) { ref::silu_mul(g, u, o, n); }
 void GeluTanhMul(const float* g, const float* u, float* o, int64_t n) { ref::gelu_tanh_mul(g, u, o, n); }
+void RmsNorm(const float* x, const float* w, float* y, int64_t n, float eps) { ref::rmsnorm(x, w, y, n, eps); }
 #else
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
@@ -59,6 +61,37 @@ void GeluTanhMul(const float* g, const float* u, float* o, int64_t n) {
     return hn::Mul(hn::Mul(hn::Set(df, 0.5f), x), hn::Add(hn::Set(df, 1.f), hn::Tanh(df, inner)));
   });
 }
+
+// ref::rmsnorm with the sum of squares in double lanes (the reference sums in double too, in order;
+// only the order of the double additions differs), then the same float products as the reference.
+void RmsNorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+#if HWY_HAVE_FLOAT64
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> dfh;
+  const int64_t ND = static_cast<int64_t>(hn::Lanes(dd));
+  auto a0 = hn::Zero(dd), a1 = hn::Zero(dd);
+  int64_t i = 0;
+  for (; i + 2 * ND <= n; i += 2 * ND) {
+    const auto v0 = hn::PromoteTo(dd, hn::LoadU(dfh, x + i)), v1 = hn::PromoteTo(dd, hn::LoadU(dfh, x + i + ND));
+    a0 = hn::MulAdd(v0, v0, a0);
+    a1 = hn::MulAdd(v1, v1, a1);
+  }
+  double sum = hn::GetLane(hn::SumOfLanes(dd, hn::Add(a0, a1)));
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const VF vs = hn::Set(df, scale);
+  int64_t j = 0;
+  for (; j + N <= n; j += N) {
+    const VF v = hn::Mul(hn::LoadU(df, x + j), vs);
+    hn::StoreU(w ? hn::Mul(v, hn::LoadU(df, w + j)) : hn::Mul(v, hn::Set(df, 1.0f)), df, y + j);
+  }
+  for (; j < n; ++j) y[j] = x[j] * scale * (w ? w[j] : 1.0f);
+#else
+  ref::rmsnorm(x, w, y, n, eps);
+#endif
+}
 #endif
 
 }  // namespace HWY_NAMESPACE
@@ -69,6 +102,8 @@ HWY_AFTER_NAMESPACE();
 namespace specula::cpu {
 HWY_EXPORT(SiluMul);
 HWY_EXPORT(GeluTanhMul);
+HWY_EXPORT(RmsNorm);
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) { HWY_DYNAMIC_DISPATCH(RmsNorm)(x, w, y, n, eps); }
 void silu_mul(const float* g, const float* u, float* o, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(g, u, o, n); }
 void gelu_tanh_mul(const float* g, const float* u, float* o, int64_t n) { HWY_DYNAMIC_DISPATCH(GeluTanhMul)(g, u, o, n); }
 }  // namespace specula::cpu

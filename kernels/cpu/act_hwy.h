@@ -9,5 +9,7 @@ namespace specula::cpu {
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
+// ref::rmsnorm in SIMD: the same double sum of squares (in another order) and the same float products.
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 
 }  // namespace specula::cpu

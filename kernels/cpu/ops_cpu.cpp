@@ -164,7 +164,7 @@ void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& st
 
 void get_row(const WeightView& W, int64_t r, float* out) { ref::get_row(W, r, out); }
 
-void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) { ref::rmsnorm(x, w, y, n, eps); }
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) { cpu::rmsnorm(x, w, y, n, eps); }
 
 void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) {
   ref::rope(x, T, n_heads, head_dim, pos, p);

@@ -42,5 +42,32 @@ TEST(ActHwy, MatchesReferenceOnEveryTargetAndIsPositionIndependent) {
   }
 }
 
+// RMSNorm: equal to the reference up to the order of its double additions (in practice the same
+// bits), with and without weights, in place, for lengths around the vector widths.
+TEST(ActHwy, RmsNormMatchesReferenceOnEveryTarget) {
+  simd_test::TargetGuard guard;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (int64_t n : {1, 7, 16, 33, 576, 640, 1001}) {
+      std::vector<float> x(static_cast<size_t>(n)), w(x.size()), want(x.size()), got(x.size());
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : w) v = nd(rng);
+      for (const float* wp : {static_cast<const float*>(nullptr), static_cast<const float*>(w.data())}) {
+        ref::rmsnorm(x.data(), wp, want.data(), n, 1e-6f);
+        cpu::rmsnorm(x.data(), wp, got.data(), n, 1e-6f);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_NEAR(got[static_cast<size_t>(i)], want[static_cast<size_t>(i)], 1e-6f * std::fabs(want[static_cast<size_t>(i)]) + 1e-12f)
+              << "n=" << n << " i=" << i;
+        std::vector<float> inplace = x;
+        cpu::rmsnorm(inplace.data(), wp, inplace.data(), n, 1e-6f);
+        ASSERT_EQ(inplace, got) << "in place, n=" << n;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace specula
