@@ -42,6 +42,7 @@ struct ModelOptions {
   std::string kv_dtype = "f16";
   std::string device = "cpu";  // cpu | cuda
   int threads = 0;
+  bool no_pack = false;  // --no-pack: no row-interleaved weight copies (LoadOptions::pack_weights)
   void add(CLI::App& sub, bool required = true);
   std::unique_ptr<Model> load() const;  // also sets the thread count
   KvDType kv() const;

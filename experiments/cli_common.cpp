@@ -27,6 +27,9 @@ void ModelOptions::add(CLI::App& sub, bool required) {
   sub.add_option("-t,--threads", threads, "Worker threads (0 = all hardware threads)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  sub.add_flag("--no-pack", no_pack,
+               "Do not keep row-interleaved copies of q4_1/q8_0 matrices for the AVX-512 VNNI kernels (saves their "
+               "size in memory; slower, same results up to float summation order)");
 }
 
 std::unique_ptr<Model> ModelOptions::load() const {
@@ -39,6 +42,7 @@ std::unique_ptr<Model> ModelOptions::load() const {
   ops::set_num_threads(threads);
   LoadOptions lo;
   lo.weights_dtype = parse_weights_dtype(weights_dtype);
+  lo.pack_weights = !no_pack;
   return Model::load(resolve_model(model), lo);
 }
 

@@ -72,7 +72,8 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
     xq_of[i] = xqs[k];
     // A weight with a packed copy runs the packed kernels for all its rows (also gathered ones), so
     // a row's result does not depend on the path; without one, the row-major kernels.
-    packed[i] = Ws[i]->packed != nullptr && cpu::packed_kernel_available(Ws[i]->dtype);
+    packed[i] = Ws[i]->packed != nullptr && T >= cpu::packed_min_tokens(Ws[i]->dtype) &&
+                cpu::packed_kernel_available(Ws[i]->dtype);
     // Scales for the tiled kernels depend on the weight type (not only the activation type) and on
     // which kernels run.
     size_t p = 0;

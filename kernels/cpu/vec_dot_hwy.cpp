@@ -106,18 +106,34 @@ inline Kind kind_of(DType t) {
 constexpr int64_t kPackRows = 16;
 // Bytes per 16-row group and 32-element block: q4_1: d[16], m[16] (f16), 4 x 64 value bytes;
 // q8_0: d[16], 8 x 64 value bytes. 0: no packed layout.
-inline int64_t packed_block_bytes(Kind k) { return k == kQ4_1 ? 320 : k == kQ8_0 ? 544 : 0; }
+// q5_0 is packed in the q8_0 layout (its values minus 16 as int8, unpacked once at packing), so the
+// q8_0 kernels run it; at 544 instead of 352 bytes per group-block it only pays where the weights are
+// reused across many tokens, hence packed_min_tokens.
+inline int64_t packed_block_bytes(Kind k) { return k == kQ4_1 ? 320 : (k == kQ8_0 || k == kQ5_0) ? 544 : 0; }
+inline bool packed_as_q8(Kind k) { return k == kQ8_0 || k == kQ5_0; }
 
 // Packs cnt <= 16 rows (row j at rows[j]) of nb blocks into one group; lanes >= cnt are zero.
 inline void pack_group(Kind k, const uint8_t* const* rows, int cnt, int64_t nb, uint8_t* out) {
   const int64_t gb = packed_block_bytes(k);
   std::memset(out, 0, static_cast<size_t>(gb * nb));
-  const bool q8 = k == kQ8_0;
-  const int64_t src_bytes = q8 ? 34 : 20, qs_at = q8 ? 2 : 4, chunks = q8 ? 8 : 4, vals_at = q8 ? 32 : 64;
+  const bool q8 = packed_as_q8(k);
+  const int64_t src_bytes = k == kQ8_0 ? 34 : k == kQ5_0 ? 22 : 20, qs_at = q8 ? 2 : 4, chunks = q8 ? 8 : 4,
+                vals_at = q8 ? 32 : 64;
   for (int j = 0; j < cnt; ++j) {
     const uint8_t* src = rows[j];
     uint8_t* dst = out;
     for (int64_t b = 0; b < nb; ++b, src += src_bytes, dst += gb) {
+      if (k == kQ5_0) {  // d f16, qh u32 (bit e: element e's fifth bit), qs[16] (e: low nibble of e % 16, e >= 16 high)
+        std::memcpy(dst + 2 * j, src, 2);
+        uint32_t qh;
+        std::memcpy(&qh, src + 2, 4);
+        for (int e = 0; e < 32; ++e) {
+          const int nib = e < 16 ? (src[6 + e] & 0x0F) : (src[6 + e - 16] >> 4);
+          const int v = (nib | static_cast<int>(((qh >> e) & 1u) << 4)) - 16;
+          dst[vals_at + 64 * (e / 4) + 4 * j + e % 4] = static_cast<uint8_t>(static_cast<int8_t>(v));
+        }
+        continue;
+      }
       std::memcpy(dst + 2 * j, src, 2);                       // d
       if (!q8) std::memcpy(dst + 32 + 2 * j, src + 2, 2);    // m
       for (int64_t p = 0; p < chunks; ++p) std::memcpy(dst + vals_at + 64 * p + 4 * j, src + qs_at + 4 * p, 4);
@@ -886,7 +902,7 @@ SPECULA_VNNI512 HWY_INLINE void PackedTokens(const uint8_t* g, int64_t nb, const
 // Per-token, per-block activation figures for the packed kernels ([token][block]).
 HWY_INLINE void PackedScales(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t nb,
                              std::vector<float>& d, std::vector<float>& s, std::vector<int32_t>& c) {
-  const bool q8 = kind == kQ8_0;
+  const bool q8 = packed_as_q8(static_cast<Kind>(kind));
   const int64_t yb = q8 ? 34 : 36;
   const size_t size = static_cast<size_t>(n_tok * nb);
   if (d.size() < size) d.resize(size);
@@ -910,7 +926,7 @@ HWY_INLINE void PackedScales(uint32_t kind, const uint8_t* xq, int64_t x_stride,
 
 bool PackedAvail(uint32_t kind) {
 #if HWY_TARGET == HWY_AVX3_DL
-  return kind == kQ4_1 || kind == kQ8_0;
+  return kind == kQ4_1 || kind == kQ8_0 || kind == kQ5_0;
 #else
   (void)kind;
   return false;
@@ -936,7 +952,7 @@ SPECULA_PACKED_FN bool RowsPacked(uint32_t kind, const uint8_t* packed, int64_t 
 #if HWY_TARGET == HWY_AVX3_DL
   if (!PackedAvail(kind)) return false;
   if (n_rows <= 0 || n_tok <= 0) return true;
-  const bool q8 = kind == kQ8_0;
+  const bool q8 = packed_as_q8(static_cast<Kind>(kind));
   const int64_t nb = n / 32, gb = nb * packed_block_bytes(static_cast<Kind>(kind));
   const PackedActs a = packed_acts(kind, xq, x_stride, n_tok, nb, pre);
   const int64_t r1 = r0 + n_rows;
@@ -960,7 +976,7 @@ SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_
 #if HWY_TARGET == HWY_AVX3_DL
   if (!PackedAvail(kind)) return false;
   if (n_idx <= 0 || n_tok <= 0) return true;
-  const bool q8 = kind == kQ8_0;
+  const bool q8 = packed_as_q8(static_cast<Kind>(kind));
   const int64_t nb = n / 32, gb = nb * packed_block_bytes(static_cast<Kind>(kind));
   const PackedActs a = packed_acts(kind, xq, x_stride, n_tok, nb, pre);
   thread_local std::vector<uint8_t> buf;
@@ -1104,6 +1120,8 @@ bool packed_kernel_available(DType w) {
   const detail::Kind k = detail::kind_of(w);
   return detail::packed_block_bytes(k) != 0 && HWY_DYNAMIC_DISPATCH(PackedAvail)(k);
 }
+
+int64_t packed_min_tokens(DType w) { return w == DType::Q5_0 ? 17 : 1; }
 
 bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {

@@ -46,7 +46,9 @@ void vec_dot_rows(DType w, const void* w0, int64_t w_stride, int64_t n_rows, con
 // 16 rows' scales sit side by side and their quantized values are stored as dword columns (dword p of
 // row j at chunk p, lane j), so one 512-bit VNNI instruction multiplies four values of each of 16
 // rows by the same four activation bytes and no horizontal sums are needed. Q4_1 and Q8_0 (the types
-// of SmolLM2-135M's GGUF) have this layout; the kernels exist on targets with AVX-512 VNNI.
+// of SmolLM2-135M's GGUF) have this layout; Q5_0 (most of Gemma-3-270M's) is stored in the Q8_0 one,
+// its values unpacked to int8 (1.55x its size, so it is used only from packed_min_tokens tokens on:
+// prefill, not decode or verification). The kernels exist on targets with AVX-512 VNNI.
 // Per 16-row group and block: 16 dwords (f16 d | f16 m << 16; q8_0: m = 0) then the value chunks
 // (q4_1: 4 x 64 bytes, nibbles as stored; q8_0: 8 x 64 bytes). Rows past the end are zero.
 // A row's result is bit-identical whichever path computes it (packed matrix, gathered rows, any
@@ -58,6 +60,9 @@ int64_t packed_bytes(DType w, int64_t rows, int64_t n);
 void pack_weight(DType w, const void* w0, int64_t w_stride, int64_t rows, int64_t n, uint8_t* out);
 // Whether the dispatch target in use now has packed kernels for w.
 bool packed_kernel_available(DType w);
+// Fewest tokens per matmul for which the packed copy of a w matrix is used (callers must apply the
+// same rule to dense and gathered rows, so a row's result depends only on the token count).
+int64_t packed_min_tokens(DType w);
 // Packed matrix (rows [r0, r0 + n_rows)): y[t * y_stride + r] for those rows and t in [0, n_tok);
 // y points at row 0. False (nothing written) when the current target has no packed kernel for w.
 bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,

@@ -309,6 +309,29 @@ TEST(PackedMatmul, LayoutOfPackWeight) {
                 << "values row " << r << " chunk " << p;
       }
   }
+  // q5_0: the q8_0 layout holding the values minus 16 as int8 (dequantized values must agree).
+  {
+    const DType t = DType::Q5_0;
+    const int64_t rows = 5, cols = 64, rb = row_bytes(t, cols);
+    Bytes bytes;
+    for (int64_t r = 0; r < rows; ++r) {
+      const Bytes row = make_row(t, cols, Mode::RandomBytes, g);
+      bytes.insert(bytes.end(), row.begin(), row.end());
+    }
+    ASSERT_EQ(cpu::packed_bytes(t, rows, cols), 2 * 544);
+    Bytes packed(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
+    cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
+    std::vector<float> deq(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      ref::dequantize_row(t, bytes.data() + r * rb, deq.data(), cols);
+      for (int64_t e = 0; e < cols; ++e) {
+        const uint8_t* blk = packed.data() + (e / 32) * 544;
+        const float d = ref::fp16_to_fp32(get16(blk + 2 * r));
+        const auto v = static_cast<int8_t>(blk[32 + 64 * ((e % 32) / 4) + 4 * r + e % 4]);
+        ASSERT_EQ(d * static_cast<float>(v), deq[static_cast<size_t>(e)]) << "row " << r << " element " << e;
+      }
+    }
+  }
   EXPECT_EQ(cpu::packed_bytes(DType::Q4_K, 16, 256), 0);
   EXPECT_EQ(cpu::packed_bytes(DType::F32, 16, 256), 0);
   Bytes dummy(64);
@@ -323,8 +346,9 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
   for (int64_t target : all_targets()) {
     cpu::force_simd_target(target);
     SCOPED_TRACE(cpu::simd_target_name(target));
-    for (DType t : {DType::Q4_1, DType::Q8_0}) {
+    for (DType t : {DType::Q4_1, DType::Q8_0, DType::Q5_0}) {
       const bool fast = cpu::packed_kernel_available(t);
+      const int64_t min_t = cpu::packed_min_tokens(t);
       packed_runs += fast;
       for (int64_t rows : {1, 15, 16, 17, 40}) {
         const int64_t cols = rows == 40 ? 576 : 96, rb = row_bytes(t, cols);
@@ -339,7 +363,7 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
         W.packed = packed.data();
         for (int threads : {1, 2}) {
           ops::set_num_threads(threads);
-          for (int64_t T : {1, 5, 8, 9, 13}) {
+          for (int64_t T : {1, 5, 8, 9, 13, 17, 20}) {
             std::vector<float> X(static_cast<size_t>(T * cols));
             for (auto& v : X) v = nd(g);
             std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
@@ -349,9 +373,10 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
             for (float v : want) amax = std::max(amax, std::fabs(v));
             for (size_t i = 0; i < want.size(); ++i)
               ASSERT_NEAR(got[i], want[i], 1e-5 * amax) << dtype_traits(t).name << " rows=" << rows << " T=" << T;
-            // Batch invariance: each token alone gives the same bits.
+            // Batch invariance: each token alone gives the same bits (where T and 1 token take the
+            // same path: q5_0 uses its packed copy only from packed_min_tokens on).
             std::vector<float> one(static_cast<size_t>(rows));
-            for (int64_t tk = 0; tk < T; ++tk) {
+            for (int64_t tk = 0; tk < T && (T >= min_t) == (1 >= min_t); ++tk) {
               ops::matmul(W, X.data() + tk * cols, 1, one.data());
               ASSERT_EQ(0, std::memcmp(one.data(), got.data() + tk * rows, one.size() * 4))
                   << dtype_traits(t).name << " rows=" << rows << " T=" << T << " token " << tk;
