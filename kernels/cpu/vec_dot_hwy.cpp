@@ -944,6 +944,12 @@ PackedActs packed_acts(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64
   PackedScales(kind, xq, x_stride, n_tok, nb, d, s, c);
   return PackedActs{d.data(), s.data(), c.data()};
 }
+SPECULA_VNNI512 HWY_INLINE void PackedAny(bool q8, const uint8_t* g, int64_t nb, const uint8_t* xq, int64_t x_stride,
+                                          int64_t n_tok, const PackedActs& a, float* y, int64_t y_stride,
+                                          __mmask16 mask) {
+  if (q8) PackedTokens<true>(g, nb, xq, x_stride, n_tok, a, y, y_stride, mask);
+  else PackedTokens<false>(g, nb, xq, x_stride, n_tok, a, y, y_stride, mask);
+}
 }  // namespace
 #endif
 
@@ -959,8 +965,7 @@ SPECULA_PACKED_FN bool RowsPacked(uint32_t kind, const uint8_t* packed, int64_t 
   for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
     const int64_t lo = std::max(r0, g * kPackRows) - g * kPackRows, hi = std::min(r1, (g + 1) * kPackRows) - g * kPackRows;
     const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-    if (q8) PackedTokens<true>(packed + g * gb, nb, xq, x_stride, n_tok, a, y + g * kPackRows, y_stride, mask);
-    else PackedTokens<false>(packed + g * gb, nb, xq, x_stride, n_tok, a, y + g * kPackRows, y_stride, mask);
+    PackedAny(q8, packed + g * gb, nb, xq, x_stride, n_tok, a, y + g * kPackRows, y_stride, mask);
   }
   return true;
 #else
@@ -987,8 +992,7 @@ SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_
     for (int j = 0; j < cnt; ++j) rows[j] = w0 + static_cast<int64_t>(idx[j0 + j]) * w_stride;
     pack_group(static_cast<Kind>(kind), rows, cnt, nb, buf.data());
     const auto mask = static_cast<__mmask16>((1u << cnt) - 1u);
-    if (q8) PackedTokens<true>(buf.data(), nb, xq, x_stride, n_tok, a, y + j0, y_stride, mask);
-    else PackedTokens<false>(buf.data(), nb, xq, x_stride, n_tok, a, y + j0, y_stride, mask);
+    PackedAny(q8, buf.data(), nb, xq, x_stride, n_tok, a, y + j0, y_stride, mask);
   }
   return true;
 #else

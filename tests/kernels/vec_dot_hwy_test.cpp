@@ -237,6 +237,18 @@ TEST(VecDotHwy, SameErrorsAsReference) {
   EXPECT_FALSE(cpu::has_fast_vec_dot(DType::Q8_K));
 }
 
+// ops::matmul(W, X) into `got`, checked against ref::matmul within 1e-5 of the largest output.
+void matmul_vs_ref(const WeightView& W, const std::vector<float>& X, int64_t T, std::vector<float>& got,
+                   const std::string& what) {
+  std::vector<float> want(static_cast<size_t>(T * W.rows));
+  got.assign(want.size(), 0.f);
+  ref::matmul(W, X.data(), T, want.data());
+  ops::matmul(W, X.data(), T, got.data());
+  float amax = 0.f;
+  for (float v : want) amax = std::max(amax, std::fabs(v));
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5 * amax) << what << " i=" << i;
+}
+
 // ops::matmul (threaded, SIMD) against ref::matmul, on every target.
 TEST(VecDotHwy, MatmulMatchesReferenceOnEveryTarget) {
   TargetGuard guard;
@@ -259,14 +271,10 @@ TEST(VecDotHwy, MatmulMatchesReferenceOnEveryTarget) {
         for (int64_t T : {1, 3, 8}) {
           std::vector<float> X(static_cast<size_t>(T * cols));
           for (auto& v : X) v = nd(g);
-          std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
-          ref::matmul(W, X.data(), T, want.data());
-          ops::matmul(W, X.data(), T, got.data());
-          float amax = 0.f;
-          for (float v : want) amax = std::max(amax, std::fabs(v));
-          for (size_t i = 0; i < want.size(); ++i)
-            ASSERT_NEAR(got[i], want[i], 1e-5 * amax)
-                << dtype_traits(t).name << " T=" << T << " threads=" << threads << " i=" << i;
+          std::vector<float> got;
+          matmul_vs_ref(W, X, T, got, std::string(dtype_traits(t).name) + " T=" + std::to_string(T) +
+                                          " threads=" + std::to_string(threads));
+          if (HasFatalFailure()) return;
         }
       }
     }
@@ -366,13 +374,10 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
           for (int64_t T : {1, 5, 8, 9, 13, 17, 20}) {
             std::vector<float> X(static_cast<size_t>(T * cols));
             for (auto& v : X) v = nd(g);
-            std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
-            ref::matmul(W, X.data(), T, want.data());
-            ops::matmul(W, X.data(), T, got.data());
-            float amax = 0.f;
-            for (float v : want) amax = std::max(amax, std::fabs(v));
-            for (size_t i = 0; i < want.size(); ++i)
-              ASSERT_NEAR(got[i], want[i], 1e-5 * amax) << dtype_traits(t).name << " rows=" << rows << " T=" << T;
+            std::vector<float> got;
+            matmul_vs_ref(W, X, T, got, std::string(dtype_traits(t).name) + " rows=" + std::to_string(rows) +
+                                            " T=" + std::to_string(T));
+            if (HasFatalFailure()) return;
             // Batch invariance: each token alone gives the same bits (where T and 1 token take the
             // same path: q5_0 uses its packed copy only from packed_min_tokens on).
             std::vector<float> one(static_cast<size_t>(rows));
