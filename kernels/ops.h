@@ -96,6 +96,10 @@ namespace ops {
 // Number of worker threads used by the kernels (persistent pool); n <= 0 picks hardware threads.
 void set_num_threads(int n);
 int num_threads();
+// Batch invariance holds for passes of 1 .. max_invariant_tokens() tokens: a token's results are bit-
+// identical whichever of them computes it (decode, speculative verification of chains and trees).
+// Longer passes (prefill chunks) may run other kernels, with results equal up to float rounding.
+int64_t max_invariant_tokens();
 
 // Y[t][r] = sum_c W[r][c] * X[t][c].  X: [T][W.cols] f32, Y: [T][W.rows] f32.
 // Quantized weights: X is first quantized to the weight's vec-dot type (as llama.cpp does).

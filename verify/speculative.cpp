@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "kernels/ops.h"
 
 namespace specula {
 
@@ -83,6 +84,12 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
   if (cfg.k > ctx - n_prompt)
     fail("draft length k={} is larger than the context left after the prompt ({} of {} tokens)", cfg.k, ctx - n_prompt, ctx);
 
+  // A verification pass holds the last accepted token and the draft nodes; the kernels guarantee
+  // bit-identical results (hence greedy output equal to plain decoding) only up to a pass size.
+  if (cfg.max_nodes + 1 > ops::max_invariant_tokens())
+    fail("max_nodes {} per verification pass is above the engine's limit of {} (passes of at most {} tokens are "
+         "computed exactly as single-token decoding)",
+         cfg.max_nodes, ops::max_invariant_tokens() - 1, ops::max_invariant_tokens());
   if (drafter.max_nodes(k_top) > cfg.max_nodes)
     fail("draft tree of up to {} nodes ('{}' at k={}) exceeds the limit of {} nodes per verification pass",
          drafter.max_nodes(k_top), drafter.describe(), k_top, cfg.max_nodes);

@@ -19,6 +19,7 @@ namespace specula::ops {
 
 void set_num_threads(int n) { cpu::set_pool_threads(n); }
 int num_threads() { return cpu::pool().size(); }
+int64_t max_invariant_tokens() { return cpu::kPackedQ5MinTokens - 1; }
 
 namespace {
 // X quantized to one vec-dot type; the buffers are per calling thread and reused.

@@ -1125,7 +1125,7 @@ bool packed_kernel_available(DType w) {
   return detail::packed_block_bytes(k) != 0 && HWY_DYNAMIC_DISPATCH(PackedAvail)(k);
 }
 
-int64_t packed_min_tokens(DType w) { return w == DType::Q5_0 ? 17 : 1; }
+int64_t packed_min_tokens(DType w) { return w == DType::Q5_0 ? kPackedQ5MinTokens : 1; }
 
 bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {

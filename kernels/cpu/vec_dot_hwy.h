@@ -61,7 +61,10 @@ void pack_weight(DType w, const void* w0, int64_t w_stride, int64_t rows, int64_
 // Whether the dispatch target in use now has packed kernels for w.
 bool packed_kernel_available(DType w);
 // Fewest tokens per matmul for which the packed copy of a w matrix is used (callers must apply the
-// same rule to dense and gathered rows, so a row's result depends only on the token count).
+// same rule to dense and gathered rows, so a row's result depends only on the token count). For q5_0
+// this is kPackedQ5MinTokens, above every decode and verification pass (ops::max_invariant_tokens()),
+// so those all run the row-major q5_0 kernel and stay batch invariant; prefill chunks use the packed one.
+inline constexpr int64_t kPackedQ5MinTokens = 128;
 int64_t packed_min_tokens(DType w);
 // Packed matrix (rows [r0, r0 + n_rows)): y[t * y_stride + r] for those rows and t in [0, n_tok);
 // y points at row 0. False (nothing written) when the current target has no packed kernel for w.

@@ -17,6 +17,8 @@
 #include "core/model_config.h"
 #include "core/tokenizer.h"
 #include "draft/model_drafter.h"
+#include "draft/ngram_drafter.h"
+#include "kernels/ops.h"
 #include "tests/test_util.h"
 #include "verify/speculative.h"
 
@@ -143,6 +145,25 @@ TEST(SpecKvRollback, ChainsSmolLM2) { rollback_case(test::kSmolLM2, false); }
 TEST(SpecKvRollback, ChainsGemma3) { rollback_case(test::kGemma3, false); }
 TEST(SpecKvRollback, TreesSmolLM2) { rollback_case(test::kSmolLM2, true); }
 TEST(SpecKvRollback, TreesGemma3) { rollback_case(test::kGemma3, true); }
+
+// Verification passes larger than the kernels' batch-invariant pass size could change the target's
+// logits (hence the greedy output): such a tree budget is refused up front.
+TEST(SpecLimits, TreeBudgetAboveTheInvariantPassSizeIsRefused) {
+  const std::string path = test::model_path(test::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << test::kSmolLM2 << " not installed";
+  auto model = Model::load(path);
+  const std::vector<Token> prompt = encode(*model, "Hello");
+  NgramDrafter d(NgramConfig{});
+  GreedyVerifier v;
+  SpecConfig sc;
+  sc.gen.max_tokens = 4;
+  sc.max_nodes = ops::max_invariant_tokens();  // + the accepted token: one too many
+  Rng rng(0);
+  test::expect_error([&] { speculative_generate(*model, d, v, prompt, sc, Sampler(SamplerConfig{}), rng); },
+                     {"max_nodes", "verification pass"});
+  sc.max_nodes = ops::max_invariant_tokens() - 1;
+  EXPECT_NO_THROW(speculative_generate(*model, d, v, prompt, sc, Sampler(SamplerConfig{}), rng));
+}
 
 TEST(ModelDrafter, RefusesDifferentVocabulary) {
   const std::string a = test::model_path(test::kSmolLM2), b = test::model_path(test::kGemma3);

@@ -371,7 +371,8 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
         W.packed = packed.data();
         for (int threads : {1, 2}) {
           ops::set_num_threads(threads);
-          for (int64_t T : {1, 5, 8, 9, 13, 17, 20}) {
+          for (int64_t T : {int64_t{1}, int64_t{5}, int64_t{8}, int64_t{9}, int64_t{13}, int64_t{17},
+                            cpu::kPackedQ5MinTokens + 2}) {
             std::vector<float> X(static_cast<size_t>(T * cols));
             for (auto& v : X) v = nd(g);
             std::vector<float> got;
