@@ -28,7 +28,7 @@ void ModelOptions::add(CLI::App& sub, bool required) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   sub.add_flag("--no-pack", no_pack,
-               "Do not keep row-interleaved copies of q4_1/q8_0 matrices for the AVX-512 VNNI kernels (saves their "
+               "Do not keep row-interleaved copies of q4_1/q8_0 (and, for prefill, q5_0) matrices for the AVX-512 VNNI kernels (saves their "
                "size in memory; slower, same results up to float summation order)");
 }
 
