@@ -1010,9 +1010,10 @@ void PrepareActs(uint32_t kind, const void* xqv, int64_t x_stride, int64_t n_tok
                  bool packed_only) {
 #if HWY_TARGET != HWY_SCALAR
   out->n_tok = n_tok;
-  out->packed = PackedAvail(kind);
-  if (out->packed) PackedScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n / 32, out->pd, out->ps, out->pc);
-  if (packed_only && out->packed) {
+  // Only the figures of the kernels the caller will run (q5_0 decode, for one, runs row-major).
+  out->packed = packed_only && PackedAvail(kind);
+  if (out->packed) {
+    PackedScales(kind, static_cast<const uint8_t*>(xqv), x_stride, n_tok, n / 32, out->pd, out->ps, out->pc);
     out->nb = n / 32;
     out->group = 0;  // the row-major kernels compute their own figures
     return;
