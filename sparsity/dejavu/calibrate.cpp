@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/tokenizer.h"
 #include "kernels/reference/quant.h"
+#include "sparsity/calibration.h"
 
 namespace specula::dejavu {
 
@@ -127,42 +128,20 @@ PredictorSet calibrate(Model& model, const std::vector<Token>& tokens, const Cal
   const int64_t head_k = cc.heads_topk > 0 ? cc.heads_topk : (c.n_head + 1) / 2;
   if (head_k < 1 || head_k > c.n_head) fail("dejavu calibrate: --heads-topk {} outside 1..{}", head_k, c.n_head);
   const int64_t mlp_k = std::max<int64_t>(1, std::llround(static_cast<double>(cc.mlp_label_frac) * static_cast<double>(c.n_ff)));
-  const int32_t bos = cc.add_bos ? (model.has_tokenizer() ? model.tokenizer().bos() : -1) : -1;
-  const int64_t per_window = cc.window - 1;  // recorded positions per window (the first is context)
-  const int64_t available = static_cast<int64_t>(tokens.size()) / (bos >= 0 ? per_window : cc.window) * per_window;
-  const int64_t N = std::min(cc.tokens, available);
-  if (N < 16)
-    fail("dejavu calibrate: the calibration text has only {} tokens: need at least {} (a window of {})",
-         tokens.size(), cc.window + 16, cc.window);
+  // At least 64 samples (or all that were asked for): training holds out 10% of them for early stopping.
+  CalibrationWindows windows(model, tokens, {cc.tokens, cc.window, cc.add_bos, 1}, "dejavu calibrate",
+                             std::min<int64_t>(cc.tokens, 64));
+  const int64_t N = windows.rows();
 
   const auto t0 = Clock::now();
   CollectHook hook(c, N, mlp_k, head_k);
-  ExecPlan plan;
-  plan.hook = &hook;
-  Logits logits;
-  KvCache cache = model.make_cache(cc.window);
-  std::vector<Token> win;
-  std::vector<Pos> pos;
-  int64_t done = 0, off = 0;
-  while (done < N) {
-    win.clear();
-    if (bos >= 0) win.push_back(bos);
-    const int64_t take = std::min<int64_t>(cc.window - static_cast<int64_t>(win.size()), static_cast<int64_t>(tokens.size()) - off);
-    win.insert(win.end(), tokens.begin() + off, tokens.begin() + off + take);
-    off += take;
-    const int64_t rec = std::min<int64_t>(static_cast<int64_t>(win.size()) - 1, N - done);
-    pos.resize(win.size());
-    std::iota(pos.begin(), pos.end(), 0);
-    cache.truncate(0);
-    hook.set_pass(1, rec, done);
-    ForwardOptions fo;
-    fo.logits = LogitsFor::Last;
-    model.forward(win, pos, cache, &plan, logits, fo);
-    done += rec;
-    if (cc.progress)
-      std::fprintf(stderr, "\rdejavu: collecting activations %lld/%lld tokens", static_cast<long long>(done),
-                   static_cast<long long>(N));
-  }
+  windows.run(
+      model, hook, [&](const CalibPass& p) { hook.set_pass(p.first, p.count, p.row); },
+      [&](int64_t done, int64_t total) {
+        if (cc.progress)
+          std::fprintf(stderr, "\rdejavu: collecting activations %lld/%lld tokens", static_cast<long long>(done),
+                       static_cast<long long>(total));
+      });
   if (cc.progress) std::fprintf(stderr, "\n");
   const double collect_s = seconds_since(t0);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "sparsity/calibration.h"
 
 namespace specula {
 
@@ -136,8 +137,10 @@ class HistogramHook : public LayerHook {
   uint32_t taps() const override { return taps_; }
   void tap(int64_t l, Tap p, const float* data, int64_t T, int64_t width) override {
     auto& h = p == kTapMlpIn ? in_ : p == kTapMlpAct ? act_ : gate_;
-    h[static_cast<size_t>(l)].add(data, T * width);
+    const int64_t n = std::min(count, T - first);
+    if (n > 0) h[static_cast<size_t>(l)].add(data + first * width, n * width);
   }
+  int64_t first = 0, count = 0;  // positions of the current pass that are recorded
   uint32_t taps_;
   std::vector<MagnitudeHistogram> in_, act_, gate_;
 };
@@ -147,24 +150,16 @@ ThresholdTable calibrate_thresholds(Model& model, const std::vector<Token>& toke
   check_target_sparsity(o.sparsity, "calibrate threshold");
   if (o.ctx < 2) fail("calibrate threshold: ctx {} too small: expected >= 2", o.ctx);
   const ModelConfig& c = model.config();
-  const int64_t n = o.max_tokens > 0 ? std::min<int64_t>(o.max_tokens, static_cast<int64_t>(tokens.size()))
-                                     : static_cast<int64_t>(tokens.size());
-  if (n < 1) fail("calibrate threshold: no calibration tokens");
+  // Same windows as the other calibrations: BOS first, the first position (an attention sink) not counted.
+  const int64_t want = o.max_tokens > 0 ? o.max_tokens : static_cast<int64_t>(tokens.size()) + 1;
+  CalibrationWindows windows(model, tokens, {want, o.ctx, true, 1}, "calibrate threshold", 1);
+  const int64_t n = windows.rows();
   const uint32_t taps = o.method == ThresholdMethod::Teal ? (kTapMlpIn | kTapMlpAct) : kTapMlpGate;
   HistogramHook hook(c.n_layer, taps);
-  ExecPlan plan;
-  plan.hook = &hook;
-  KvCache cache = model.make_cache(o.ctx, KvDType::F16);
-  Logits logits;
-  ForwardOptions fo;
-  fo.logits = LogitsFor::Last;
-  for (int64_t s = 0; s < n; s += o.ctx) {
-    const int64_t e = std::min(n, s + o.ctx);
-    cache.truncate(0);
-    std::vector<Pos> pos(static_cast<size_t>(e - s));
-    for (int64_t i = 0; i < e - s; ++i) pos[static_cast<size_t>(i)] = static_cast<Pos>(i);
-    model.forward(std::span<const Token>(tokens.data() + s, static_cast<size_t>(e - s)), pos, cache, &plan, logits, fo);
-  }
+  windows.run(model, hook, [&](const CalibPass& p) {
+    hook.first = p.first;
+    hook.count = p.count;
+  });
   ThresholdTable t;
   t.model = c.name;
   t.n_layer = c.n_layer;

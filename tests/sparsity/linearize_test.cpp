@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/safetensors.h"
+#include "sparsity/calibration.h"
 #include "sparsity/linearize/collect.h"
 #include "sparsity/linearize/linearize_strategy.h"
 #include "sparsity/linearize/pipeline.h"
@@ -355,6 +356,50 @@ TEST(LinearitySynthetic, IdentityLayersScoreExactlyOneAndRandomLayersLower) {
   }
   // Collected states are the layer inputs: state 0 is the embedding of the 2nd token of each window.
   test::expect_error([&] { collect_residual_states(*rnd, random_tokens(1, 2), co); }, {"too short"});
+}
+
+// The calibration windows every strategy collects through (sparsity/calibration.h): rows are numbered
+// contiguously, the first skip_first positions of each window are never recorded, a partial last
+// window counts, and the text's length bounds the rows.
+TEST(CalibrationWindows, RowsAreContiguousAndSkipTheFirstPositions) {
+  LoadOptions lo;
+  lo.load_tokenizer = false;
+  auto m = Model::load(write_tiny_llama("specula_lin_random", false), lo);
+  struct CountHook : LayerHook {
+    uint32_t taps() const override { return kTapLayerIn; }
+    void tap(int64_t l, Tap, const float*, int64_t T, int64_t) override {
+      if (l == 0) lengths.push_back(T);
+    }
+    std::vector<int64_t> lengths;
+  };
+  for (const int64_t skip : {0, 1, 3}) {
+    const auto text = random_tokens(100, 5);  // 3 windows of 32 and one of 4 (no BOS: no tokenizer)
+    CalibrationWindows w(*m, text, {1000, 32, true, skip}, "test");
+    EXPECT_EQ(w.rows(), 3 * (32 - skip) + (4 - skip));
+    CountHook hook;
+    std::vector<CalibPass> passes;
+    w.run(*m, hook, [&](const CalibPass& p) { passes.push_back(p); });
+    ASSERT_EQ(passes.size(), 4u);
+    ASSERT_EQ(hook.lengths, (std::vector<int64_t>{32, 32, 32, 4}));
+    int64_t row = 0;
+    for (size_t i = 0; i < passes.size(); ++i) {
+      EXPECT_EQ(passes[i].first, skip);
+      EXPECT_EQ(passes[i].row, row);
+      EXPECT_EQ(passes[i].count, hook.lengths[i] - skip);
+      row += passes[i].count;
+    }
+    EXPECT_EQ(row, w.rows());
+    EXPECT_EQ(w.text_tokens_used(), 100);
+    // Fewer rows asked: the last pass records only what is left.
+    CalibrationWindows w2(*m, text, {40, 32, true, skip}, "test");
+    passes.clear();
+    w2.run(*m, hook, [&](const CalibPass& p) { passes.push_back(p); });
+    ASSERT_EQ(passes.size(), 2u);
+    EXPECT_EQ(passes[1].count, 40 - (32 - skip));
+  }
+  test::expect_error([&] { CalibrationWindows(*m, random_tokens(3, 1), {100, 32, true, 1}, "test", 8); },
+                     {"test:", "3 tokens"});
+  test::expect_error([&] { CalibrationWindows(*m, random_tokens(300, 1), {100, 1, true, 1}, "test"); }, {"window 1"});
 }
 
 TEST(LinearitySynthetic, ReplacementReproducesLayersOnItsTrainingDistribution) {
