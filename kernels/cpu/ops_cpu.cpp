@@ -145,9 +145,9 @@ void matmul_rows(std::span<const WeightView* const> Ws, std::span<const int32_t>
 void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y) {
   for (int32_t r : rows)
     if (r < 0 || r >= WT.rows) fail("gather_axpy: row {} out of range [0, {})", r, WT.rows);
-  // Columns are split in chunks of 64 (whole q8_0 blocks); the per-element sum order is j order in
+  // Columns are split in chunks of 128 (whole q8_0 blocks, one AVX-512 tile); the per-element sum order is j order in
   // every chunk, so results do not depend on the split.
-  constexpr int64_t kChunk = 64;
+  constexpr int64_t kChunk = 128;
   const int64_t n = WT.cols, nc = (n + kChunk - 1) / kChunk;
   auto run = [&](int64_t b, int64_t e, int) {
     cpu::gather_axpy_cols(WT, rows, A, T, Y, n, b * kChunk, std::min(n, e * kChunk));
