@@ -1,6 +1,6 @@
 // Deja Vu MLP block on SmolLM2-135M shapes (d=576, n_ff=1536), one decode token (T=1), 2 threads:
 //  * dense: gate/up matmul + SiLU*up + down matmul, weights in `dtype`;
-//  * sparse: the rank-128 neuron predictor (d -> 128 -> n_ff, Eigen f32) + top-k selection, then only
+//  * sparse: the rank-128 neuron predictor (input RMS normalization, d -> 128 -> n_ff, Eigen f32) + top-k selection, then only
 //    the kept rows of W_gate/W_up (matmul_rows) and of W_down^T (gather_axpy; float types keep their
 //    type, quantized W_down^T is q8_0 as Model::prepare_sparse stores it).
 // Args: dtype, percent of neurons skipped, 1 = include the predictor. Counter "speedup" is not
@@ -62,7 +62,7 @@ void BM_DejaVuMlp(benchmark::State& st) {
   MlpWeights& w = weights(static_cast<DType>(st.range(0)));
   const int64_t keep = std::max<int64_t>(1, kFF * (100 - st.range(1)) / 100);
   const bool with_pred = st.range(2) != 0;
-  std::vector<float> x(kD), g(kFF), u(kFF), y(kD);
+  std::vector<float> x(kD), xn(kD), g(kFF), u(kFF), y(kD);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
   Eigen::MatrixXf H, Z;
   std::vector<int32_t> rows;
@@ -73,7 +73,8 @@ void BM_DejaVuMlp(benchmark::State& st) {
   float* ys[2] = {g.data(), u.data()};
   for (auto _ : st) {
     if (with_pred) {
-      w.pred.forward(Eigen::Map<const Eigen::MatrixXf>(x.data(), kD, 1), H, Z);
+      dejavu::normalize_inputs(x.data(), kD, 1, xn.data());
+      w.pred.forward(Eigen::Map<const Eigen::MatrixXf>(xn.data(), kD, 1), H, Z);
       rows.clear();
       dejavu::top_k(Z.data(), kFF, keep, rows);
       std::sort(rows.begin(), rows.end());

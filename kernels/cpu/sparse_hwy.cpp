@@ -64,12 +64,13 @@ HWY_INLINE float ElemW(const uint8_t* row, int64_t c) {
   return v;
 }
 
-// For each token, a tile of eight (then four, then one) vectors of outputs stays in registers while all
-// selected rows stream through: y[c] = sum_j (a_j * s_j(c)) * w_j[c], j ascending, one FMA per term
-// starting from 0, zero a_j skipped. A token's result depends only on its own nonzero terms (batch
-// invariant) and not on the column split. The weights come from DRAM in short pieces of many rows
-// (one tile of each), which the hardware prefetcher does not follow, so the piece kAhead rows ahead
-// is prefetched in software.
+// For each token, the selected rows go in blocks of kRB: the rows of one block are read whole (their
+// columns [c0, c1), contiguous, while the next block's are prefetched), tile by tile, with a tile of
+// eight (then four, then one) output vectors in registers across the block's rows and in y (L1)
+// between blocks. Per output element: y = 0, then one FMA per nonzero term, j ascending:
+// y[c] = sum_j (a_j * s_j(c)) * w_j[c], zero a_j skipped. A token's result depends only on its own
+// nonzero terms (batch invariant) and not on the column split or the block size. (Reading each row
+// in one go matters: walking all rows for every column tile reads DRAM in short scattered pieces.)
 template <DType kT>
 void GatherAxpyColsT(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y,
                      int64_t y_stride, int64_t c0, int64_t c1) {
@@ -79,73 +80,55 @@ void GatherAxpyColsT(const WeightView& WT, std::span<const int32_t> rows, const 
   const auto* base = static_cast<const uint8_t*>(WT.data);
   const int32_t* idx = rows.data();
   const int64_t bpb = dtype_traits(kT).block_bytes, epb = dtype_traits(kT).block_elems;
-  constexpr int64_t kAhead = 8;
-  // Prefetch the bytes of columns [c, c + n) of row j + kAhead.
-  auto prefetch = [&](int64_t j, int64_t c, int64_t n) {
-    if (j + kAhead >= m) return;
-    const uint8_t* row = base + idx[j + kAhead] * WT.row_stride;
-    const int64_t b0 = c / epb * bpb, b1 = (c + n + epb - 1) / epb * bpb;
-    for (int64_t o = b0; o < b1; o += 64) __builtin_prefetch(row + o);
-  };
+  const int64_t seg0 = c0 / epb * bpb, seg1 = (c1 + epb - 1) / epb * bpb;  // bytes of a row's columns [c0, c1)
+  constexpr int64_t kRB = 16;
   for (int64_t t = 0; t < T; ++t) {
     const float* a = A + t * m;
     float* y = Y + t * y_stride;
-    int64_t c = c0;
-    for (; c + 8 * N <= c1; c += 8 * N) {
-      auto v0 = hn::Zero(df), v1 = hn::Zero(df), v2 = hn::Zero(df), v3 = hn::Zero(df);
-      auto v4 = hn::Zero(df), v5 = hn::Zero(df), v6 = hn::Zero(df), v7 = hn::Zero(df);
-      for (int64_t j = 0; j < m; ++j) {
-        prefetch(j, c, 8 * N);
-        if (a[j] == 0.0f) continue;
-        const uint8_t* row = base + idx[j] * WT.row_stride;
-        v0 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c)), LoadW<kT>(df, row, c), v0);
-        v1 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + N)), LoadW<kT>(df, row, c + N), v1);
-        v2 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 2 * N)), LoadW<kT>(df, row, c + 2 * N), v2);
-        v3 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 3 * N)), LoadW<kT>(df, row, c + 3 * N), v3);
-        v4 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 4 * N)), LoadW<kT>(df, row, c + 4 * N), v4);
-        v5 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 5 * N)), LoadW<kT>(df, row, c + 5 * N), v5);
-        v6 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 6 * N)), LoadW<kT>(df, row, c + 6 * N), v6);
-        v7 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 7 * N)), LoadW<kT>(df, row, c + 7 * N), v7);
+    std::fill(y + c0, y + c1, 0.0f);
+    for (int64_t jb = 0; jb < m; jb += kRB) {
+      const int64_t je = std::min(m, jb + kRB);
+      for (int64_t j = je; j < std::min(m, je + kRB); ++j)
+        if (a[j] != 0.0f)
+          for (int64_t o = seg0; o < seg1; o += 64) __builtin_prefetch(base + idx[j] * WT.row_stride + o);
+      int64_t c = c0;
+      for (; c + 8 * N <= c1; c += 8 * N) {
+        auto v0 = hn::LoadU(df, y + c), v1 = hn::LoadU(df, y + c + N), v2 = hn::LoadU(df, y + c + 2 * N),
+             v3 = hn::LoadU(df, y + c + 3 * N), v4 = hn::LoadU(df, y + c + 4 * N), v5 = hn::LoadU(df, y + c + 5 * N),
+             v6 = hn::LoadU(df, y + c + 6 * N), v7 = hn::LoadU(df, y + c + 7 * N);
+        for (int64_t j = jb; j < je; ++j) {
+          if (a[j] == 0.0f) continue;
+          const uint8_t* row = base + idx[j] * WT.row_stride;
+          v0 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c)), LoadW<kT>(df, row, c), v0);
+          v1 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + N)), LoadW<kT>(df, row, c + N), v1);
+          v2 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 2 * N)), LoadW<kT>(df, row, c + 2 * N), v2);
+          v3 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 3 * N)), LoadW<kT>(df, row, c + 3 * N), v3);
+          v4 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 4 * N)), LoadW<kT>(df, row, c + 4 * N), v4);
+          v5 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 5 * N)), LoadW<kT>(df, row, c + 5 * N), v5);
+          v6 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 6 * N)), LoadW<kT>(df, row, c + 6 * N), v6);
+          v7 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 7 * N)), LoadW<kT>(df, row, c + 7 * N), v7);
+        }
+        hn::StoreU(v0, df, y + c);
+        hn::StoreU(v1, df, y + c + N);
+        hn::StoreU(v2, df, y + c + 2 * N);
+        hn::StoreU(v3, df, y + c + 3 * N);
+        hn::StoreU(v4, df, y + c + 4 * N);
+        hn::StoreU(v5, df, y + c + 5 * N);
+        hn::StoreU(v6, df, y + c + 6 * N);
+        hn::StoreU(v7, df, y + c + 7 * N);
       }
-      hn::StoreU(v0, df, y + c);
-      hn::StoreU(v1, df, y + c + N);
-      hn::StoreU(v2, df, y + c + 2 * N);
-      hn::StoreU(v3, df, y + c + 3 * N);
-      hn::StoreU(v4, df, y + c + 4 * N);
-      hn::StoreU(v5, df, y + c + 5 * N);
-      hn::StoreU(v6, df, y + c + 6 * N);
-      hn::StoreU(v7, df, y + c + 7 * N);
-    }
-    for (; c + 4 * N <= c1; c += 4 * N) {
-      auto v0 = hn::Zero(df), v1 = hn::Zero(df), v2 = hn::Zero(df), v3 = hn::Zero(df);
-      for (int64_t j = 0; j < m; ++j) {
-        prefetch(j, c, 4 * N);
-        if (a[j] == 0.0f) continue;
-        const uint8_t* row = base + idx[j] * WT.row_stride;
-        v0 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c)), LoadW<kT>(df, row, c), v0);
-        v1 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + N)), LoadW<kT>(df, row, c + N), v1);
-        v2 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 2 * N)), LoadW<kT>(df, row, c + 2 * N), v2);
-        v3 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c + 3 * N)), LoadW<kT>(df, row, c + 3 * N), v3);
+      for (; c + N <= c1; c += N) {
+        auto v0 = hn::LoadU(df, y + c);
+        for (int64_t j = jb; j < je; ++j) {
+          if (a[j] == 0.0f) continue;
+          const uint8_t* row = base + idx[j] * WT.row_stride;
+          v0 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c)), LoadW<kT>(df, row, c), v0);
+        }
+        hn::StoreU(v0, df, y + c);
       }
-      hn::StoreU(v0, df, y + c);
-      hn::StoreU(v1, df, y + c + N);
-      hn::StoreU(v2, df, y + c + 2 * N);
-      hn::StoreU(v3, df, y + c + 3 * N);
-    }
-    for (; c + N <= c1; c += N) {
-      auto v0 = hn::Zero(df);
-      for (int64_t j = 0; j < m; ++j) {
-        if (a[j] == 0.0f) continue;
-        const uint8_t* row = base + idx[j] * WT.row_stride;
-        v0 = hn::MulAdd(hn::Set(df, a[j] * ScaleW<kT>(row, c)), LoadW<kT>(df, row, c), v0);
-      }
-      hn::StoreU(v0, df, y + c);
-    }
-    for (; c < c1; ++c) {  // float rows whose length is not a multiple of the vector
-      float acc = 0.0f;
-      for (int64_t j = 0; j < m; ++j)
-        if (a[j] != 0.0f) acc += a[j] * ElemW<kT>(base + idx[j] * WT.row_stride, c);
-      y[c] = acc;
+      for (; c < c1; ++c)  // float rows whose length is not a multiple of the vector
+        for (int64_t j = jb; j < je; ++j)
+          if (a[j] != 0.0f) y[c] += a[j] * ElemW<kT>(base + idx[j] * WT.row_stride, c);
     }
   }
 }

@@ -67,7 +67,9 @@ class CollectHook : public LayerHook {
       const float* row = data + t * width;
       if (point == kTapLayerIn) {
         uint16_t* dst = x_[li].data() + s * width;
-        for (int64_t i = 0; i < width; ++i) dst[i] = ref::fp32_to_fp16(row[i]);
+        nx_.resize(static_cast<size_t>(width));
+        normalize_inputs(row, width, 1, nx_.data());  // unit RMS: safe in f16 whatever the stream's scale
+        for (int64_t i = 0; i < width; ++i) dst[i] = ref::fp32_to_fp16(nx_[static_cast<size_t>(i)]);
       } else if (point == kTapMlpAct) {
         mag_.resize(static_cast<size_t>(width));
         for (int64_t i = 0; i < width; ++i) mag_[static_cast<size_t>(i)] = std::fabs(row[i]);
@@ -113,7 +115,7 @@ class CollectHook : public LayerHook {
   std::vector<LabelBits> mlp_, heads_;
   std::vector<double> mlp_need_sum_, head_need_sum_;
   int64_t need_n_ = 0;
-  std::vector<float> mag_;
+  std::vector<float> mag_, nx_;
   std::vector<int32_t> sel_;
 };
 

@@ -68,7 +68,9 @@ class DejaVuStrategy::Hook : public LayerHook {
     if (l == 0) ++forwards_;
     const bool need_m = mk_[li] < p_.n_ff, need_h = hk_[li] < p_.n_head;
     const auto t0 = Clock::now();
-    Eigen::Map<const Eigen::MatrixXf> X(x, p_.n_embd, T);
+    xn_.resize(static_cast<size_t>(p_.n_embd * T));
+    normalize_inputs(x, p_.n_embd, T, xn_.data());
+    Eigen::Map<const Eigen::MatrixXf> X(xn_.data(), p_.n_embd, T);
     // This layer's logits: computed now (same-layer, or layer 0 with lookahead) or stashed by layer l-1.
     if (!la_ || l == 0) predict(l, X);
     if (la_ && l + 1 < p_.n_layer) predict(l + 1, X);  // runs "while layer l computes"
@@ -205,7 +207,7 @@ class DejaVuStrategy::Hook : public LayerHook {
   std::vector<std::vector<int32_t>> sel_m_, sel_h_;
   std::vector<uint8_t> mark_;
   std::vector<int32_t> tmp_, lab_;
-  std::vector<float> mag_;
+  std::vector<float> mag_, xn_;
   bool measured_m_ = false, measured_h_ = false;
   std::vector<int64_t> kept_m_, kept_h_, calls_;
   double pred_s_ = 0;

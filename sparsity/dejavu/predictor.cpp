@@ -36,6 +36,15 @@ void Net::forward(const Eigen::Ref<const Eigen::MatrixXf>& X, Eigen::MatrixXf& H
   Z.colwise() += b2;
 }
 
+void normalize_inputs(const float* x, int64_t d, int64_t T, float* out) {
+  for (int64_t t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(x[t * d + i]) * x[t * d + i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + 1e-6));
+    for (int64_t i = 0; i < d; ++i) out[t * d + i] = x[t * d + i] * inv;
+  }
+}
+
 // --- labels ---
 
 void LabelBits::resize(int64_t rows, int64_t cols) {
@@ -210,7 +219,7 @@ TrainResult train_net(const Eigen::MatrixXf& X, const LabelBits& Y, const TrainC
 
 namespace {
 constexpr char kMagic[4] = {'S', 'P', 'D', 'V'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: nets read RMS-normalized inputs (normalize_inputs)
 
 uint64_t fnv1a(const uint8_t* p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -332,7 +341,9 @@ PredictorSet PredictorSet::load(const std::string& path) {
   Reader r{path, b, b.size() - 8};
   r.pos = 4;
   const uint32_t ver = r.get<uint32_t>("version");
-  if (ver != kVersion) fail("{}: Deja Vu predictor file version {} (this build reads version {})", path, ver, kVersion);
+  if (ver != kVersion)
+    fail("{}: Deja Vu predictor file version {} (this build reads version {}; version 1 predictors read the raw residual "
+         "stream: train them again with `specula calibrate dejavu`)", path, ver, kVersion);
   PredictorSet p;
   p.model_name = r.str("model name");
   p.n_layer = r.dim("n_layer", 4096);

@@ -31,6 +31,13 @@ struct Net {
   int64_t macs_per_token() const { return rank() * in() + out() * rank(); }
 };
 
+// Predictor input: the residual stream scaled to unit RMS per token, x / sqrt(mean(x^2) + 1e-6). The
+// residual stream's scale grows through the layers (Gemma 3's reaches the thousands, beyond f16 and
+// beyond what a net trained with a fixed learning rate tolerates); the unit a layer's RMSNorm feeds
+// its MLP and attention is scale-free, so the predictors see it that way too. X: [d x T] column per
+// token, in and out (may alias).
+void normalize_inputs(const float* x, int64_t d, int64_t T, float* out);
+
 // Labels of N samples x n units, one bit each (row-major, each row padded to whole 64-bit words).
 class LabelBits {
  public:
