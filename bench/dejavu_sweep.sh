@@ -7,11 +7,11 @@
 #
 # Usage: bench/dejavu_sweep.sh [--model M] [--threads N] [--ppl-tokens N] [--out DIR] [--quick] [--no-spec]
 #   --quick: fewer levels (0, 50, 80, 90, 95) and 1 prompt per Spec-Bench task.
-# (A configs/dejavu_sweep.yaml for `specula run` can drive the same grid once the runner ships.)
+# (configs/dejavu_sweep.yaml drives the same grid through `specula run`, with Spec-Bench prompts.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECULA=${SPECULA:-./build/specula}
-MODEL=smollm2-135m THREADS=2 PPL_TOKENS=4096 OUT=bench/results QUICK=0 SPEC=1
+MODEL=smollm2-135m THREADS=2 PPL_TOKENS=4096 OUT=bench/results/dejavu QUICK=0 SPEC=1
 DATA=../shared/data
 while [ $# -gt 0 ]; do
   case "$1" in

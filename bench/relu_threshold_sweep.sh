@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8 study (stands in for configs/relu_threshold_sweep.yaml until the YAML runner lands): on both
+# Issue 8 study (configs/relu_threshold_sweep.yaml runs the same cells through `specula run`): on both
 # installed models, TEAL-style (threshold) and CATS-style (cats) sparsity from 0 to 90%, and the
 # ReLUfication variants (relufy), each
 #   - as a target accelerator: WikiText-2 perplexity (`specula perplexity --strategy`) and decode tok/s
@@ -12,7 +12,7 @@
 # Full sweep of the issue: --levels "0.1 0.25 0.4 0.5 0.65 0.8 0.9"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SPECULA=${SPECULA:-./build-relu/specula}
+SPECULA=${SPECULA:-./build/specula}
 DATA=${DATA:-../shared/data}
 MODELS="smollm2-135m gemma3-270m" LEVELS="0.25 0.4 0.5 0.65" THREADS=2 PPL_TOKENS=4096 PER_TASK=1 SPEC=1
 OUT=bench/results/relu_threshold

@@ -74,6 +74,21 @@ class DejaVuStrategy::Hook : public LayerHook {
     // This layer's logits: computed now (same-layer, or layer 0 with lookahead) or stashed by layer l-1.
     if (!la_ || l == 0) predict(l, X);
     if (la_ && l + 1 < p_.n_layer) predict(l + 1, X);  // runs "while layer l computes"
+    // Long passes (prefill, perplexity windows): each token keeps its own predicted set, applied by
+    // zeroing the others' outputs in the dense kernels (edit_mlp_act / edit_attn_heads), so a token's
+    // result is what it would get decoded alone (the union over hundreds of positions keeps almost
+    // everything). Short passes (decode, verification) run the sparse kernels on the union.
+    per_token_ = !o_.measure && T > o_.max_tokens;
+    if (per_token_) {
+      mask_m_ = need_m ? token_masks(zm_[li], T, mk_[li], p_.n_ff, mask_m_buf_) : nullptr;
+      mask_h_ = need_h ? token_masks(zh_[li], T, hk_[li], p_.n_head, mask_h_buf_) : nullptr;
+      pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
+      ++calls_[li];
+      kept_m_[li] += need_m ? mean_kept(mask_m_buf_, T, p_.n_ff) : p_.n_ff;
+      kept_h_[li] += need_h ? mean_kept(mask_h_buf_, T, p_.n_head) : p_.n_head;
+      return;
+    }
+    mask_m_ = mask_h_ = nullptr;
     if (need_m) select(zm_[li], T, mk_[li], sel_m_[li]);
     if (need_h) select(zh_[li], T, hk_[li], sel_h_[li]);
     pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -93,6 +108,20 @@ class DejaVuStrategy::Hook : public LayerHook {
       e.head_sparse = true;
       e.heads = sel_h_[li];
     }
+  }
+
+  bool edits() const override { return !o_.measure; }
+  void edit_mlp_act(int64_t, float* act, int64_t T, int64_t n) override {
+    if (!per_token_ || !mask_m_) return;
+    for (int64_t i = 0; i < T * n; ++i)
+      if (!mask_m_[i]) act[i] = 0.f;
+  }
+  void edit_attn_heads(int64_t, float* att, int64_t T, int64_t n) override {
+    if (!per_token_ || !mask_h_) return;
+    const int64_t nh = p_.n_head, hd = n / nh;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < nh; ++h)
+        if (!mask_h_[t * nh + h]) std::fill(att + t * n + h * hd, att + t * n + (h + 1) * hd, 0.f);
   }
 
   // Evaluation mode: recall of the true per-token labels (top mlp_label_frac neurons by |act|, top
@@ -172,6 +201,26 @@ class DejaVuStrategy::Hook : public LayerHook {
     if (mk_[li] < p_.n_ff) P.mlp.forward(X, H_, zm_[li]);
     if (hk_[li] < p_.n_head) P.heads.forward(X, H_, zh_[li]);
   }
+  // Per-token keep masks [T][n] (1 = kept): each column's top-k (plus, for select=threshold, every unit
+  // whose logit reaches the threshold).
+  const uint8_t* token_masks(const Eigen::MatrixXf& Z, int64_t T, int64_t k, int64_t n, std::vector<uint8_t>& m) {
+    m.assign(static_cast<size_t>(T * n), 0);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* z = Z.data() + t * n;
+      tmp_.clear();
+      top_k(z, n, k, tmp_);
+      for (int32_t u : tmp_) m[static_cast<size_t>(t * n + u)] = 1;
+      if (o_.select == Select::Threshold)
+        for (int64_t i = 0; i < n; ++i)
+          if (z[i] >= logit_thr_) m[static_cast<size_t>(t * n + i)] = 1;
+    }
+    return m.data();
+  }
+  static int64_t mean_kept(const std::vector<uint8_t>& m, int64_t T, int64_t n) {
+    int64_t c = 0;
+    for (uint8_t b : m) c += b;
+    return (c + T / 2) / std::max<int64_t>(1, T);
+  }
   // Union over the T columns of the top-k units (plus, for select=threshold, every unit whose logit
   // reaches the threshold); sorted.
   void select(const Eigen::MatrixXf& Z, int64_t T, int64_t k, std::vector<int32_t>& out) {
@@ -209,6 +258,10 @@ class DejaVuStrategy::Hook : public LayerHook {
   std::vector<int32_t> tmp_, lab_;
   std::vector<float> mag_, xn_;
   bool measured_m_ = false, measured_h_ = false;
+  bool per_token_ = false;                     // this pass applies per-token masks (T > max_tokens)
+  const uint8_t* mask_m_ = nullptr;            // [T][n_ff] for the current layer, or null
+  const uint8_t* mask_h_ = nullptr;            // [T][n_head]
+  std::vector<uint8_t> mask_m_buf_, mask_h_buf_;
   std::vector<int64_t> kept_m_, kept_h_, calls_;
   double pred_s_ = 0;
   int64_t forwards_ = 0;
@@ -283,6 +336,7 @@ YAML::Node DejaVuStrategy::to_yaml() const {
   n["thr"] = opt_.thr;
   n["budget"] = opt_.budget == Budget::Adaptive ? "adaptive" : "uniform";
   n["measure"] = opt_.measure ? 1 : 0;
+  n["max_tokens"] = opt_.max_tokens;
   return n;
 }
 
@@ -317,9 +371,9 @@ std::map<std::string, std::vector<double>> DejaVuStrategy::layer_metrics() const
 
 void register_dejavu(StrategyRegistry& r) {
   r.add({"dejavu",
-         "dejavu:path=FILE,mlp=0.8,heads=0.5[,lookahead=0|1,select=topk|threshold,thr=0.5,budget=adaptive|uniform,measure=0|1]"
+         "dejavu:path=FILE,mlp=0.8,heads=0.5[,lookahead=0|1,select=topk|threshold,thr=0.5,budget=adaptive|uniform,measure=0|1,max_tokens=16]"
          "  Deja Vu contextual sparsity with learned predictors (`specula calibrate dejavu`)",
-         {"path", "mlp", "heads", "lookahead", "select", "thr", "budget", "measure"},
+         {"path", "mlp", "heads", "lookahead", "select", "thr", "budget", "measure", "max_tokens"},
          [](SpecString& s, const ModelConfig& cfg) -> std::unique_ptr<Strategy> {
            DejaVuOptions o;
            o.path = s.take_required("path");
@@ -336,6 +390,7 @@ void register_dejavu(StrategyRegistry& r) {
            else if (b == "uniform") o.budget = Budget::Uniform;
            else fail("spec '{}': invalid budget={}: expected adaptive or uniform", s.text, b);
            o.measure = s.take_int("measure", 0, 0, 1) == 1;
+           o.max_tokens = s.take_int("max_tokens", o.max_tokens, 1, 1 << 20);
            return std::make_unique<DejaVuStrategy>(o, cfg);
          }});
 }

@@ -1,8 +1,10 @@
 #pragma once
 // The Deja Vu strategy: `dejavu:path=FILE,mlp=0.8,heads=0.5,lookahead=1,select=topk|threshold,...`.
 // Before each layer the hook runs that layer's predictors and tells the model to compute only the
-// predicted MLP neurons and attention heads (the union over the T positions of the pass). Lossy as a
-// target accelerator; lossless as a self-draft (the dense target verifies).
+// predicted MLP neurons and attention heads: in passes of at most max_tokens positions (decode,
+// verification) the sparse kernels compute the union over the pass; longer passes (prefill,
+// perplexity) give each token its own predicted set by zeroing the other neurons' and heads' outputs
+// in the dense kernels. Lossy as a target accelerator; lossless as a self-draft (the dense target verifies).
 //
 // Keys:
 //   path       predictor file from `specula calibrate dejavu` (required)
@@ -16,6 +18,7 @@
 //   thr        probability threshold for select=threshold (default 0.5)
 //   budget     adaptive (per-layer budgets proportional to how many units carry 90% of the layer's
 //              activation mass at calibration, averaging to the global target) | uniform
+//   max_tokens passes longer than this use per-token masks with the dense kernels (default 16)
 //   measure    1: evaluation mode: run every layer dense, run the predictors anyway and measure their
 //              recall of the true labels (metrics predictor_recall_mlp / predictor_recall_heads)
 #include <chrono>
@@ -40,6 +43,7 @@ struct DejaVuOptions {
   double thr = 0.5;
   Budget budget = Budget::Adaptive;
   bool measure = false;
+  int64_t max_tokens = 16;
 };
 
 // Per-layer kept counts for a global skipped fraction: `need` (per layer, in (0, 1]) scales the kept

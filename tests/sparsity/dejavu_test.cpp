@@ -272,6 +272,53 @@ TEST(DejaVuModel, ZeroSparsityIsDenseAndSparsityIsAchieved) {
   EXPECT_EQ(s.layer_metrics().at("mlp_sparsity").size(), static_cast<size_t>(c.n_layer));
 }
 
+// A pass longer than max_tokens gives every token its own predicted set (per-token masks in the dense
+// kernels) instead of the union over the pass: its logits are those of decoding the tokens one at a time
+// with the same masks (bit for bit: the dense kernels are batch invariant), and the achieved sparsity is
+// the budget; the union over the pass keeps more and gives other logits.
+TEST(DejaVuModel, LongPassesKeepEachTokensOwnSet) {
+  const std::string path = test::model_path(test::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << "SmolLM2 not installed";
+  auto model = Model::load(path);
+  const ModelConfig& c = model->config();
+  const auto toks = prompt_tokens();
+  std::vector<Pos> pos(toks.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<Pos>(i);
+  DejaVuOptions o;
+  o.mlp = 0.8;
+  o.heads = 0.5;
+  o.budget = Budget::Uniform;
+  const PredictorSet set = random_set(c, 16, true);
+  auto run = [&](int64_t max_tokens, bool one_by_one, double* mlp_sparsity) {
+    DejaVuOptions oo = o;
+    oo.max_tokens = max_tokens;
+    DejaVuStrategy s(set, oo, c);
+    KvCache cache = model->make_cache(64);
+    Logits out;
+    std::vector<float> rows;
+    if (one_by_one) {
+      for (size_t i = 0; i < toks.size(); ++i) {
+        model->forward(std::span<const Token>(&toks[i], 1), std::span<const Pos>(&pos[i], 1), cache, &s.forward_plan(), out);
+        rows.insert(rows.end(), out.data.begin(), out.data.end());
+      }
+    } else {
+      model->forward(toks, pos, cache, &s.forward_plan(), out);
+      rows = out.data;
+    }
+    *mlp_sparsity = s.metrics().at("mlp_sparsity");
+    return rows;
+  };
+  double sp_batch = 0, sp_single = 0, sp_union = 0;
+  const auto batch = run(4, false, &sp_batch);     // 12 > 4: per-token masks
+  const auto single = run(0, true, &sp_single);    // every pass masked, one token at a time
+  const auto uni = run(64, false, &sp_union);      // 12 <= 64: sparse kernels on the union
+  EXPECT_EQ(batch, single);
+  EXPECT_NEAR(sp_batch, 1.0 - 307.0 / 1536.0, 1e-3);
+  EXPECT_NEAR(sp_single, 1.0 - 307.0 / 1536.0, 1e-3);
+  EXPECT_LT(sp_union, sp_batch - 0.1);  // the union over 12 tokens keeps far more neurons
+  EXPECT_GT(nmse(uni, single), 1e-3);
+}
+
 // Calibrates on a small budget (Shakespeare, 1024 tokens, rank 32, 3 epochs), then: held-out recall is
 // meaningful, measure mode reports online recall, and the self-draft is lossless on Spec-Bench prompts.
 TEST(DejaVuModel, CalibrateAndSelfDraftEqualsGreedySlow) {
