@@ -1,6 +1,8 @@
 // Deja Vu MLP block on SmolLM2-135M shapes (d=576, n_ff=1536), one decode token (T=1), 2 threads:
-//  * dense: gate/up matmul + SiLU*up + down matmul, weights in `dtype`;
-//  * sparse: the rank-128 neuron predictor (input RMS normalization, d -> 128 -> n_ff, Eigen f32) + top-k selection, then only
+//  * dense: gate/up matmul + SiLU*up + down matmul, weights in `dtype` (q4_1 with the row-interleaved
+//    copies the model keeps for the VNNI kernels, as Model::pack_weights does);
+//  * sparse: the rank-128 neuron predictor as the strategy runs it (input RMS normalization, then the
+//    q8_0 QuantNet d -> 128 -> n_ff on the worker pool) + top-k selection, then only
 //    the kept rows of W_gate/W_up (matmul_rows) and of W_down^T (gather_axpy; float types keep their
 //    type, quantized W_down^T is q8_0 as Model::prepare_sparse stores it).
 // Args: dtype, percent of neurons skipped, 1 = include the predictor. Counter "speedup" is not
@@ -11,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
 #include "kernels/reference/quant.h"
@@ -27,13 +30,25 @@ constexpr int64_t kD = 576, kFF = 1536, kRank = 128;
 
 struct MlpWeights {
   Mat gate, up, down;
-  std::vector<uint8_t> down_t_bytes;
+  std::vector<uint8_t> down_t_bytes, packed[3];
   WeightView down_t;
   dejavu::Net pred;
+  dejavu::QuantNet qpred;
   explicit MlpWeights(DType t) : gate(make(t, kFF, kD, 1)), up(make(t, kFF, kD, 2)), down(make(t, kD, kFF, 3)) {
-    const DType tt = t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::Q8_0;
+    // Transposed W_down as Model::transposed stores it (quantized weights: f16).
+    const DType tt = t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
     ops::transpose_weight(down.view, tt, down_t_bytes, down_t);
+    Mat* ms[3] = {&gate, &up, &down};
+    for (int i = 0; i < 3; ++i) {
+      WeightView& v = ms[i]->view;
+      const int64_t pb = cpu::packed_bytes(v.dtype, v.rows, v.cols);
+      if (pb <= 0) continue;
+      packed[i].resize(static_cast<size_t>(pb));
+      cpu::pack_weight(v.dtype, v.data, v.row_stride, v.rows, v.cols, packed[i].data());
+      v.packed = packed[i].data();
+    }
     pred.init(kD, kRank, kFF, 5);
+    qpred = dejavu::QuantNet(pred);
   }
 };
 
@@ -64,7 +79,7 @@ void BM_DejaVuMlp(benchmark::State& st) {
   const bool with_pred = st.range(2) != 0;
   std::vector<float> x(kD), xn(kD), g(kFF), u(kFF), y(kD);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
-  Eigen::MatrixXf H, Z;
+  std::vector<float> Z(kFF);
   std::vector<int32_t> rows;
   // Without the predictor: a fixed, evenly spread set of the same size.
   std::vector<int32_t> fixed;
@@ -74,7 +89,7 @@ void BM_DejaVuMlp(benchmark::State& st) {
   for (auto _ : st) {
     if (with_pred) {
       dejavu::normalize_inputs(x.data(), kD, 1, xn.data());
-      w.pred.forward(Eigen::Map<const Eigen::MatrixXf>(xn.data(), kD, 1), H, Z);
+      w.qpred.forward(xn.data(), 1, Z.data());
       rows.clear();
       dejavu::top_k(Z.data(), kFF, keep, rows);
       std::sort(rows.begin(), rows.end());
@@ -90,7 +105,22 @@ void BM_DejaVuMlp(benchmark::State& st) {
   st.counters["kept"] = static_cast<double>(keep);
 }
 
-// The predictor alone (rank 128 neurons; rank 32 heads predictor is ~1% of that).
+// The predictor alone, f32 Eigen (one thread) and q8_0 QuantNet (worker pool), rank 128 neurons; the
+// rank 32 heads predictor is ~1% of that.
+void BM_DejaVuPredictorQ8(benchmark::State& st) {
+  ops::set_num_threads(2);
+  dejavu::Net net;
+  net.init(kD, st.range(0), st.range(1), 5);
+  const dejavu::QuantNet q(net);
+  std::vector<float> x(kD, 0.1f), z(static_cast<size_t>(st.range(1)));
+  std::vector<int32_t> rows;
+  for (auto _ : st) {
+    q.forward(x.data(), 1, z.data());
+    rows.clear();
+    dejavu::top_k(z.data(), st.range(1), st.range(1) / 10, rows);
+    benchmark::DoNotOptimize(rows.data());
+  }
+}
 void BM_DejaVuPredictor(benchmark::State& st) {
   dejavu::Net net;
   net.init(kD, st.range(0), st.range(1), 5);
@@ -113,7 +143,8 @@ void SparseArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_DenseMlp)->Arg(static_cast<int64_t>(DType::F16))->Arg(static_cast<int64_t>(DType::Q4_1))->Name("dejavu/dense_mlp[576x1536]")->UseRealTime();
 BENCHMARK(BM_DejaVuMlp)->Apply(SparseArgs)->Name("dejavu/sparse_mlp[576x1536]/dtype/skip_pct/predictor")->UseRealTime();
-BENCHMARK(BM_DejaVuPredictor)->Args({128, 1536})->Args({32, 9})->Name("dejavu/predictor/rank/out");
+BENCHMARK(BM_DejaVuPredictor)->Args({128, 1536})->Args({32, 9})->Name("dejavu/predictor_f32/rank/out");
+BENCHMARK(BM_DejaVuPredictorQ8)->Args({128, 1536})->Args({32, 32})->Name("dejavu/predictor_q8/rank/out")->UseRealTime();
 
 }  // namespace
 }  // namespace specula

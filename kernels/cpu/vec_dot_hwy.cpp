@@ -944,6 +944,39 @@ PackedActs packed_acts(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64
   PackedScales(kind, xq, x_stride, n_tok, nb, d, s, c);
   return PackedActs{d.data(), s.data(), c.data()};
 }
+// pack_group for cnt <= 16 rows (row j at w0 + idx[j] * w_stride) of q4_1 or q8_0 with AVX-512 dword
+// gathers: one gather per 4-byte column of a block (its scales, then each value dword) puts the 16 rows'
+// dwords side by side, which is the packed layout. Same bytes as pack_group (lanes >= cnt zero); false
+// (nothing written) for other types or offsets beyond int32.
+SPECULA_VNNI512 HWY_INLINE bool GatherGroup(Kind k, const uint8_t* w0, int64_t w_stride, const int32_t* idx, int cnt,
+                                            int64_t nb, uint8_t* out) {
+  if (k != kQ4_1 && k != kQ8_0) return false;
+  alignas(64) int32_t off[kPackRows] = {};
+  for (int j = 0; j < cnt; ++j) {
+    const int64_t o = (static_cast<int64_t>(idx[j]) + 1) * w_stride;  // bound of every read of the row
+    if (o > INT32_MAX) return false;
+    off[j] = static_cast<int32_t>(static_cast<int64_t>(idx[j]) * w_stride);
+  }
+  const __mmask16 mask = static_cast<__mmask16>(cnt >= 16 ? 0xFFFFu : (1u << cnt) - 1u);
+  const __m512i vo = _mm512_load_si512(off), zero = _mm512_setzero_si512();
+  const bool q8 = k == kQ8_0;
+  const int64_t sb = q8 ? 34 : 20, gb = packed_block_bytes(k);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* base = w0 + b * sb;
+    uint8_t* dst = out + b * gb;
+    const __m512i dm = _mm512_mask_i32gather_epi32(zero, mask, vo, base, 1);  // d | (m or q0 q1) << 16
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(dm));
+    if (q8) {
+      for (int p = 0; p < 8; ++p)
+        _mm512_storeu_si512(dst + 32 + 64 * p, _mm512_mask_i32gather_epi32(zero, mask, vo, base + 2 + 4 * p, 1));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+      for (int p = 0; p < 4; ++p)
+        _mm512_storeu_si512(dst + 64 + 64 * p, _mm512_mask_i32gather_epi32(zero, mask, vo, base + 4 + 4 * p, 1));
+    }
+  }
+  return true;
+}
 SPECULA_VNNI512 HWY_INLINE void PackedAny(bool q8, const uint8_t* g, int64_t nb, const uint8_t* xq, int64_t x_stride,
                                           int64_t n_tok, const PackedActs& a, float* y, int64_t y_stride,
                                           __mmask16 mask) {
@@ -988,9 +1021,11 @@ SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_
   if (buf.size() < static_cast<size_t>(gb)) buf.resize(static_cast<size_t>(gb));
   for (int64_t j0 = 0; j0 < n_idx; j0 += kPackRows) {
     const int cnt = static_cast<int>(std::min<int64_t>(kPackRows, n_idx - j0));
-    const uint8_t* rows[kPackRows];
-    for (int j = 0; j < cnt; ++j) rows[j] = w0 + static_cast<int64_t>(idx[j0 + j]) * w_stride;
-    pack_group(static_cast<Kind>(kind), rows, cnt, nb, buf.data());
+    if (!GatherGroup(static_cast<Kind>(kind), w0, w_stride, idx + j0, cnt, nb, buf.data())) {
+      const uint8_t* rows[kPackRows];
+      for (int j = 0; j < cnt; ++j) rows[j] = w0 + static_cast<int64_t>(idx[j0 + j]) * w_stride;
+      pack_group(static_cast<Kind>(kind), rows, cnt, nb, buf.data());
+    }
     const auto mask = static_cast<__mmask16>((1u << cnt) - 1u);
     PackedAny(q8, buf.data(), nb, xq, x_stride, n_tok, a, y + j0, y_stride, mask);
   }

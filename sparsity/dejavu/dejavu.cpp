@@ -48,6 +48,14 @@ class DejaVuStrategy::Hook : public LayerHook {
     sel_m_.resize(L);
     sel_h_.resize(L);
     logit_thr_ = static_cast<float>(std::log(o.thr / (1.0 - o.thr)));
+    if (o.q8) {  // q8_0 predictors on the worker pool (QuantNet), built for the parts that are used
+      qm_.resize(L);
+      qh_.resize(L);
+      for (size_t l = 0; l < L; ++l) {
+        if (mk_[l] < p.n_ff) qm_[l] = QuantNet(p.layers[l].mlp);
+        if (hk_[l] < p.n_head) qh_[l] = QuantNet(p.layers[l].heads);
+      }
+    }
     reset();
   }
   void reset() {
@@ -198,8 +206,23 @@ class DejaVuStrategy::Hook : public LayerHook {
   void predict(int64_t l, const Eigen::Map<const Eigen::MatrixXf>& X) {
     const size_t li = static_cast<size_t>(l);
     const auto& P = p_.layers[li];
-    if (mk_[li] < p_.n_ff) P.mlp.forward(X, H_, zm_[li]);
-    if (hk_[li] < p_.n_head) P.heads.forward(X, H_, zh_[li]);
+    const int64_t T = X.cols();
+    if (mk_[li] < p_.n_ff) {
+      if (o_.q8) {
+        zm_[li].resize(p_.n_ff, T);
+        qm_[li].forward(X.data(), T, zm_[li].data());
+      } else {
+        P.mlp.forward(X, H_, zm_[li]);
+      }
+    }
+    if (hk_[li] < p_.n_head) {
+      if (o_.q8) {
+        zh_[li].resize(p_.n_head, T);
+        qh_[li].forward(X.data(), T, zh_[li].data());
+      } else {
+        P.heads.forward(X, H_, zh_[li]);
+      }
+    }
   }
   // Per-token keep masks [T][n] (1 = kept): each column's top-k (plus, for select=threshold, every unit
   // whose logit reaches the threshold).
@@ -252,6 +275,7 @@ class DejaVuStrategy::Hook : public LayerHook {
   const std::vector<int64_t>& hk_;
   float logit_thr_ = 0;
   std::vector<Eigen::MatrixXf> zm_, zh_;  // per layer: logits [n x T] of the latest prediction
+  std::vector<QuantNet> qm_, qh_;         // per layer, with o.q8
   Eigen::MatrixXf H_;
   std::vector<std::vector<int32_t>> sel_m_, sel_h_;
   std::vector<uint8_t> mark_;
@@ -318,8 +342,8 @@ void DejaVuStrategy::init(const ModelConfig& cfg) {
 }
 
 std::string DejaVuStrategy::describe() const {
-  return fmt::format("dejavu: {} (rank {}, lookahead {}), skip {:.0f}% of MLP neurons and {:.0f}% of heads ({} budgets, {}){}",
-                     opt_.path.empty() ? "(in memory)" : opt_.path, p_.rank, lookahead_ ? "on" : "off", 100 * opt_.mlp,
+  return fmt::format("dejavu: {} (rank {}, {} predictors, lookahead {}), skip {:.0f}% of MLP neurons and {:.0f}% of heads ({} budgets, {}){}",
+                     opt_.path.empty() ? "(in memory)" : opt_.path, p_.rank, opt_.q8 ? "q8_0" : "f32", lookahead_ ? "on" : "off", 100 * opt_.mlp,
                      100 * opt_.heads, opt_.budget == Budget::Adaptive ? "adaptive" : "uniform",
                      opt_.select == Select::TopK ? "top-k" : fmt::format("threshold {}", opt_.thr),
                      opt_.measure ? ", MEASURE mode (layers run dense)" : "");
@@ -337,6 +361,7 @@ YAML::Node DejaVuStrategy::to_yaml() const {
   n["budget"] = opt_.budget == Budget::Adaptive ? "adaptive" : "uniform";
   n["measure"] = opt_.measure ? 1 : 0;
   n["max_tokens"] = opt_.max_tokens;
+  n["predictor"] = opt_.q8 ? "q8" : "f32";
   return n;
 }
 
@@ -371,9 +396,9 @@ std::map<std::string, std::vector<double>> DejaVuStrategy::layer_metrics() const
 
 void register_dejavu(StrategyRegistry& r) {
   r.add({"dejavu",
-         "dejavu:path=FILE,mlp=0.8,heads=0.5[,lookahead=0|1,select=topk|threshold,thr=0.5,budget=adaptive|uniform,measure=0|1,max_tokens=16]"
+         "dejavu:path=FILE,mlp=0.8,heads=0.5[,lookahead=0|1,select=topk|threshold,thr=0.5,budget=adaptive|uniform,measure=0|1,max_tokens=16,predictor=q8|f32]"
          "  Deja Vu contextual sparsity with learned predictors (`specula calibrate dejavu`)",
-         {"path", "mlp", "heads", "lookahead", "select", "thr", "budget", "measure", "max_tokens"},
+         {"path", "mlp", "heads", "lookahead", "select", "thr", "budget", "measure", "max_tokens", "predictor"},
          [](SpecString& s, const ModelConfig& cfg) -> std::unique_ptr<Strategy> {
            DejaVuOptions o;
            o.path = s.take_required("path");
@@ -391,6 +416,10 @@ void register_dejavu(StrategyRegistry& r) {
            else fail("spec '{}': invalid budget={}: expected adaptive or uniform", s.text, b);
            o.measure = s.take_int("measure", 0, 0, 1) == 1;
            o.max_tokens = s.take_int("max_tokens", o.max_tokens, 1, 1 << 20);
+           const std::string pr = s.take_string("predictor", "q8");
+           if (pr == "q8") o.q8 = true;
+           else if (pr == "f32") o.q8 = false;
+           else fail("spec '{}': invalid predictor={}: expected q8 or f32", s.text, pr);
            return std::make_unique<DejaVuStrategy>(o, cfg);
          }});
 }

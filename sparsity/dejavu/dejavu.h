@@ -18,6 +18,7 @@
 //   thr        probability threshold for select=threshold (default 0.5)
 //   budget     adaptive (per-layer budgets proportional to how many units carry 90% of the layer's
 //              activation mass at calibration, averaging to the global target) | uniform
+//   predictor  q8 (weights q8_0, run with the matmul kernels on all threads; default) | f32 (Eigen, one thread)
 //   max_tokens passes longer than this use per-token masks with the dense kernels (default 16)
 //   measure    1: evaluation mode: run every layer dense, run the predictors anyway and measure their
 //              recall of the true labels (metrics predictor_recall_mlp / predictor_recall_heads)
@@ -44,6 +45,7 @@ struct DejaVuOptions {
   Budget budget = Budget::Adaptive;
   bool measure = false;
   int64_t max_tokens = 16;
+  bool q8 = true;  // predictors run as q8_0 on the worker pool (QuantNet); false: f32 Eigen, one thread
 };
 
 // Per-layer kept counts for a global skipped fraction: `need` (per layer, in (0, 1]) scales the kept

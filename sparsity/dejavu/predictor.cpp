@@ -1,5 +1,8 @@
 #include "sparsity/dejavu/predictor.h"
 
+#include "kernels/cpu/vec_dot_hwy.h"
+#include "kernels/reference/quant.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstdio>
@@ -34,6 +37,53 @@ void Net::forward(const Eigen::Ref<const Eigen::MatrixXf>& X, Eigen::MatrixXf& H
   H = H.cwiseMax(0.f);
   Z.noalias() = w2 * H;
   Z.colwise() += b2;
+}
+
+void QuantNet::make(const Eigen::MatrixXf& w, std::vector<uint8_t>& data, std::vector<uint8_t>& packed, WeightView& v) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  const bool q8 = cols % 32 == 0;
+  v.dtype = q8 ? DType::Q8_0 : DType::F32;
+  v.rows = rows;
+  v.cols = cols;
+  v.row_stride = row_bytes(v.dtype, cols);
+  data.assign(static_cast<size_t>(rows * v.row_stride), 0);
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) row[static_cast<size_t>(c)] = w(r, c);
+    ref::quantize_row(v.dtype, row.data(), data.data() + r * v.row_stride, cols);
+  }
+  v.data = data.data();
+  v.packed = nullptr;
+  packed.clear();
+  if (q8) {
+    const int64_t pb = cpu::packed_bytes(DType::Q8_0, rows, cols);
+    if (pb > 0) {
+      packed.resize(static_cast<size_t>(pb));
+      cpu::pack_weight(DType::Q8_0, data.data(), v.row_stride, rows, cols, packed.data());
+      v.packed = packed.data();
+    }
+  }
+}
+
+QuantNet::QuantNet(const Net& n) {
+  make(n.w1, s1_, p1_, w1_);
+  make(n.w2, s2_, p2_, w2_);
+  b1_.assign(n.b1.data(), n.b1.data() + n.b1.size());
+  b2_.assign(n.b2.data(), n.b2.data() + n.b2.size());
+}
+
+void QuantNet::forward(const float* X, int64_t T, float* Z) const {
+  const int64_t r = rank(), o = out();
+  h_.resize(static_cast<size_t>(T * r));
+  ops::matmul(w1_, X, T, h_.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < r; ++i) {
+      float& v = h_[static_cast<size_t>(t * r + i)];
+      v = std::max(0.f, v + b1_[static_cast<size_t>(i)]);
+    }
+  ops::matmul(w2_, h_.data(), T, Z);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < o; ++i) Z[t * o + i] += b2_[static_cast<size_t>(i)];
 }
 
 void normalize_inputs(const float* x, int64_t d, int64_t T, float* out) {

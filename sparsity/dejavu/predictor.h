@@ -14,6 +14,8 @@
 
 #include <Eigen/Dense>
 
+#include "kernels/ops.h"
+
 namespace specula::dejavu {
 
 struct Net {
@@ -29,6 +31,32 @@ struct Net {
   // Z [out x T] = logits for the T columns of X [in x T]. `H` is scratch.
   void forward(const Eigen::Ref<const Eigen::MatrixXf>& X, Eigen::MatrixXf& H, Eigen::MatrixXf& Z) const;
   int64_t macs_per_token() const { return rank() * in() + out() * rank(); }
+};
+
+// A Net for inference: W1 and W2 stored as q8_0 (row-major, plus the row-interleaved copy the VNNI
+// kernels read) and run with ops::matmul on the worker pool, so a rank-128 predictor costs about a
+// quarter of its f32 bytes and both cores instead of one single-threaded Eigen GEMV. Logits are those
+// of the f32 net up to q8_0 rounding of weights and activations (tested). Falls back to f32 rows when
+// `in` or `rank` is not a multiple of 32.
+class QuantNet {
+ public:
+  QuantNet() = default;
+  explicit QuantNet(const Net& n);
+  QuantNet(QuantNet&&) = default;
+  QuantNet& operator=(QuantNet&&) = default;
+  int64_t in() const { return w1_.cols; }
+  int64_t rank() const { return w1_.rows; }
+  int64_t out() const { return w2_.rows; }
+  // Z: [T][out] logits (row-major: column t of an [out x T] column-major matrix) for X: [T][in].
+  void forward(const float* X, int64_t T, float* Z) const;
+  int64_t bytes() const { return static_cast<int64_t>(s1_.size() + s2_.size() + p1_.size() + p2_.size()); }
+
+ private:
+  static void make(const Eigen::MatrixXf& w, std::vector<uint8_t>& data, std::vector<uint8_t>& packed, WeightView& v);
+  WeightView w1_, w2_;
+  std::vector<uint8_t> s1_, s2_, p1_, p2_;
+  std::vector<float> b1_, b2_;
+  mutable std::vector<float> h_;
 };
 
 // Predictor input: the residual stream scaled to unit RMS per token, x / sqrt(mean(x^2) + 1e-6). The
