@@ -4,6 +4,12 @@
 // clear errors; as a self-draft the greedy output equals plain greedy (Slow, real SmolLM2-135M).
 #include <gtest/gtest.h>
 
+#include <iterator>
+
+#include <cstring>
+
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -227,6 +233,48 @@ double nmse(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 std::vector<Token> prompt_tokens() { return {1, 504, 3458, 282, 4649, 314, 260, 1345, 28, 339, 1127, 30}; }
+
+// The q8_0 predictor the strategy runs (QuantNet) reproduces the f32 net's logits up to q8_0 rounding
+// (relative error ~1%), and its top-10% sets agree with the f32 net's almost everywhere; for T tokens
+// at once each column equals that token alone (the matmul kernels are batch invariant).
+TEST(DejaVuPredictor, QuantNetMatchesTheF32Net) {
+  Net net;
+  net.init(576, 128, 1536, 3);
+  net.b1.setConstant(0.05f);
+  net.b2.setLinSpaced(1536, -0.5f, 0.5f);
+  const QuantNet q(net);
+  const int64_t T = 5;
+  std::mt19937 g(7);
+  std::normal_distribution<float> nd;
+  std::vector<float> X(static_cast<size_t>(576 * T));
+  for (auto& v : X) v = nd(g);
+  normalize_inputs(X.data(), 576, T, X.data());
+  Eigen::MatrixXf H, Zf;
+  net.forward(Eigen::Map<const Eigen::MatrixXf>(X.data(), 576, T), H, Zf);
+  std::vector<float> Zq(static_cast<size_t>(1536 * T)), one(1536);
+  q.forward(X.data(), T, Zq.data());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < 1536 * T; ++i) {
+    num += std::pow(static_cast<double>(Zq[static_cast<size_t>(i)]) - Zf.data()[i], 2);
+    den += std::pow(static_cast<double>(Zf.data()[i]), 2);
+  }
+  EXPECT_LT(num / den, 1e-3);
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<int32_t> a, b;
+    top_k(Zf.data() + t * 1536, 1536, 154, a);
+    top_k(Zq.data() + t * 1536, 1536, 154, b);
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    std::vector<int32_t> both;
+    std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+    EXPECT_GT(both.size(), 154u * 9 / 10) << "token " << t;
+    q.forward(X.data() + t * 576, 1, one.data());
+    EXPECT_EQ(0, std::memcmp(one.data(), Zq.data() + t * 1536, one.size() * sizeof(float))) << "token " << t;
+  }
+  EXPECT_EQ(q.in(), 576);
+  EXPECT_EQ(q.rank(), 128);
+  EXPECT_EQ(q.out(), 1536);
+}
 
 TEST(DejaVuModel, ZeroSparsityIsDenseAndSparsityIsAchieved) {
   const std::string path = test::model_path(test::kSmolLM2);
