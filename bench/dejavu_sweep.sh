@@ -56,7 +56,7 @@ cell() {  # la mlp heads
   local tag="${name}_la${la}_m${m}_h${h}"
   "$SPECULA" perplexity -m "$MODEL" -t "$THREADS" --data "$DATA/wikitext2_wiki.test.raw" --max-tokens "$PPL_TOKENS" \
     --strategy "$spec" --json > "$OUT/dejavu_ppl_$tag.json" 2>/dev/null
-  "$SPECULA" bench -m "$MODEL" -t "$THREADS" --strategy "$spec" --json > "$OUT/dejavu_bench_$tag.json" 2>/dev/null
+  "$SPECULA" bench -m "$MODEL" -t "$THREADS" --reps 3 --strategy "$spec" --json > "$OUT/dejavu_bench_$tag.json" 2>/dev/null
   local ppl ms hs tps ratio
   ppl=$(jq .ppl "$OUT/dejavu_ppl_$tag.json")
   ms=$(jq '.strategy_metrics.mlp_sparsity // 0 | . * 1000 | round / 1000' "$OUT/dejavu_ppl_$tag.json")

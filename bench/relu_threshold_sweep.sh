@@ -40,7 +40,7 @@ ppl() {  # model, strategy spec or "" -> ppl
   "$SPECULA" "${args[@]}" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["ppl"])'
 }
 bench() {  # model, strategy -> "dense strategy speedup mlp_sparsity"
-  "$SPECULA" bench -m "$1" -t "$THREADS" --strategy "$2" --json 2>/dev/null | python3 -c '
+  "$SPECULA" bench -m "$1" -t "$THREADS" --reps 3 --strategy "$2" --json 2>/dev/null | python3 -c '
 import json,sys; j=json.load(sys.stdin); m=j.get("strategy_metrics",{})
 print(j["decode_tok_s"], j["strategy_decode_tok_s"], j["strategy_decode_speedup"], m.get("mlp_sparsity", ""))'
 }

@@ -192,6 +192,8 @@ TEST(DejaVuStrategyTest, BadInputs) {
   }
   test::expect_error([&] { make_strategy(fmt::format("dejavu:path={},select=best", f), c); }, {"select", "topk"});
   test::expect_error([&] { make_strategy(fmt::format("dejavu:path={},bogus=1", f), c); }, {"bogus"});
+  test::expect_error([&] { make_strategy(fmt::format("dejavu:path={},predictor=f16", f), c); }, {"predictor", "q8 or f32"});
+  test::expect_error([&] { make_strategy(fmt::format("dejavu:path={},max_tokens=0", f), c); }, {"max_tokens"});
   test::expect_error([&] { make_strategy("dejavu:mlp=0.5", c); }, {"path"});
   // Lookahead must match the file.
   test::expect_error([&] { make_strategy(fmt::format("dejavu:path={},lookahead=0", f), c); }, {f.c_str(), "lookahead"});
