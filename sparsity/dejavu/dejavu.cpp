@@ -65,7 +65,7 @@ class DejaVuStrategy::Hook : public LayerHook {
     calls_.assign(L, 0);
     pred_s_ = 0;
     forwards_ = 0;
-    rec_m_ = rec_h_ = 0;
+    rec_m_ = rec_h_ = mass_m_ = 0;
     rec_m_n_ = rec_h_n_ = 0;
   }
 
@@ -86,7 +86,8 @@ class DejaVuStrategy::Hook : public LayerHook {
     // zeroing the others' outputs in the dense kernels (edit_mlp_act / edit_attn_heads), so a token's
     // result is what it would get decoded alone (the union over hundreds of positions keeps almost
     // everything). Short passes (decode, verification) run the sparse kernels on the union.
-    per_token_ = !o_.measure && T > o_.max_tokens;
+    // Evaluation mode (measure=1) also works per token: recall of each token's labels by its own set.
+    per_token_ = o_.measure || T > o_.max_tokens;
     if (per_token_) {
       mask_m_ = need_m ? token_masks(zm_[li], T, mk_[li], p_.n_ff, mask_m_buf_) : nullptr;
       mask_h_ = need_h ? token_masks(zh_[li], T, hk_[li], p_.n_head, mask_h_buf_) : nullptr;
@@ -94,6 +95,8 @@ class DejaVuStrategy::Hook : public LayerHook {
       ++calls_[li];
       kept_m_[li] += need_m ? mean_kept(mask_m_buf_, T, p_.n_ff) : p_.n_ff;
       kept_h_[li] += need_h ? mean_kept(mask_h_buf_, T, p_.n_head) : p_.n_head;
+      measured_m_ = o_.measure && need_m;  // evaluation: dense layer, recall measured in tap()
+      measured_h_ = o_.measure && need_h;
       return;
     }
     mask_m_ = mask_h_ = nullptr;
@@ -103,11 +106,6 @@ class DejaVuStrategy::Hook : public LayerHook {
     ++calls_[li];
     kept_m_[li] += need_m ? static_cast<int64_t>(sel_m_[li].size()) : p_.n_ff;
     kept_h_[li] += need_h ? static_cast<int64_t>(sel_h_[li].size()) : p_.n_head;
-    if (o_.measure) {  // evaluation: dense layer, recall measured in tap()
-      measured_m_ = need_m;
-      measured_h_ = need_h;
-      return;
-    }
     if (need_m) {
       e.mlp_sparse = true;
       e.mlp_neurons = sel_m_[li];
@@ -120,12 +118,12 @@ class DejaVuStrategy::Hook : public LayerHook {
 
   bool edits() const override { return !o_.measure; }
   void edit_mlp_act(int64_t, float* act, int64_t T, int64_t n) override {
-    if (!per_token_ || !mask_m_) return;
+    if (!per_token_ || !mask_m_ || o_.measure) return;
     for (int64_t i = 0; i < T * n; ++i)
       if (!mask_m_[i]) act[i] = 0.f;
   }
   void edit_attn_heads(int64_t, float* att, int64_t T, int64_t n) override {
-    if (!per_token_ || !mask_h_) return;
+    if (!per_token_ || !mask_h_ || o_.measure) return;
     const int64_t nh = p_.n_head, hd = n / nh;
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < nh; ++h)
@@ -135,26 +133,29 @@ class DejaVuStrategy::Hook : public LayerHook {
   // Evaluation mode: recall of the true per-token labels (top mlp_label_frac neurons by |act|, top
   // heads_topk heads by output norm) by the selected set.
   void tap(int64_t l, Tap point, const float* data, int64_t T, int64_t width) override {
-    const size_t li = static_cast<size_t>(l);
     if (point == kTapMlpAct && measured_m_) {
       const int64_t k = std::max<int64_t>(1, std::llround(p_.mlp_label_frac * static_cast<double>(width)));
-      mark_.assign(static_cast<size_t>(width), 0);
-      for (int32_t u : sel_m_[li]) mark_[static_cast<size_t>(u)] = 1;
       for (int64_t t = 0; t < T; ++t) {
+        const uint8_t* mark = mask_m_ + t * width;
         mag_.resize(static_cast<size_t>(width));
-        for (int64_t i = 0; i < width; ++i) mag_[static_cast<size_t>(i)] = std::fabs(data[t * width + i]);
+        double all = 0, kept = 0;
+        for (int64_t i = 0; i < width; ++i) {
+          mag_[static_cast<size_t>(i)] = std::fabs(data[t * width + i]);
+          all += mag_[static_cast<size_t>(i)];
+          if (mark[i]) kept += mag_[static_cast<size_t>(i)];
+        }
         lab_.clear();
         top_k(mag_.data(), width, k, lab_);
         int64_t hit = 0;
-        for (int32_t u : lab_) hit += mark_[static_cast<size_t>(u)];
+        for (int32_t u : lab_) hit += mark[u];
         rec_m_ += static_cast<double>(hit) / static_cast<double>(k);
+        mass_m_ += all > 0 ? kept / all : 1.0;
         ++rec_m_n_;
       }
     } else if (point == kTapAttnHeads && measured_h_) {
       const int64_t nh = p_.n_head, hd = width / nh;
-      mark_.assign(static_cast<size_t>(nh), 0);
-      for (int32_t u : sel_h_[li]) mark_[static_cast<size_t>(u)] = 1;
       for (int64_t t = 0; t < T; ++t) {
+        const uint8_t* mark = mask_h_ + t * nh;
         mag_.resize(static_cast<size_t>(nh));
         for (int64_t h = 0; h < nh; ++h) {
           double ss = 0;
@@ -164,7 +165,7 @@ class DejaVuStrategy::Hook : public LayerHook {
         lab_.clear();
         top_k(mag_.data(), nh, p_.heads_topk, lab_);
         int64_t hit = 0;
-        for (int32_t u : lab_) hit += mark_[static_cast<size_t>(u)];
+        for (int32_t u : lab_) hit += mark[u];
         rec_h_ += static_cast<double>(hit) / static_cast<double>(std::max<size_t>(1, lab_.size()));
         ++rec_h_n_;
       }
@@ -187,6 +188,8 @@ class DejaVuStrategy::Hook : public LayerHook {
     m["forwards"] = static_cast<double>(forwards_);
     if (forwards_ > 0) m["predictor_ms_per_forward"] = 1e3 * pred_s_ / static_cast<double>(forwards_);
     if (rec_m_n_ > 0) m["predictor_recall_mlp"] = rec_m_ / static_cast<double>(rec_m_n_);
+    // Fraction of each token's |act(gate) * up| mass that the kept neurons carry (1 = nothing lost).
+    if (rec_m_n_ > 0) m["predictor_kept_mass_mlp"] = mass_m_ / static_cast<double>(rec_m_n_);
     if (rec_h_n_ > 0) m["predictor_recall_heads"] = rec_h_ / static_cast<double>(rec_h_n_);
     return m;
   }
@@ -289,7 +292,7 @@ class DejaVuStrategy::Hook : public LayerHook {
   std::vector<int64_t> kept_m_, kept_h_, calls_;
   double pred_s_ = 0;
   int64_t forwards_ = 0;
-  double rec_m_ = 0, rec_h_ = 0;
+  double rec_m_ = 0, rec_h_ = 0, mass_m_ = 0;
   int64_t rec_m_n_ = 0, rec_h_n_ = 0;
 };
 
