@@ -13,7 +13,6 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
 #include "kernels/reference/quant.h"
@@ -30,7 +29,7 @@ constexpr int64_t kD = 576, kFF = 1536, kRank = 128;
 
 struct MlpWeights {
   Mat gate, up, down;
-  std::vector<uint8_t> down_t_bytes, packed[3];
+  std::vector<uint8_t> down_t_bytes;
   WeightView down_t;
   dejavu::Net pred;
   dejavu::QuantNet qpred;
@@ -38,15 +37,7 @@ struct MlpWeights {
     // Transposed W_down as Model::transposed stores it (quantized weights: f16).
     const DType tt = t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
     ops::transpose_weight(down.view, tt, down_t_bytes, down_t);
-    Mat* ms[3] = {&gate, &up, &down};
-    for (int i = 0; i < 3; ++i) {
-      WeightView& v = ms[i]->view;
-      const int64_t pb = cpu::packed_bytes(v.dtype, v.rows, v.cols);
-      if (pb <= 0) continue;
-      packed[i].resize(static_cast<size_t>(pb));
-      cpu::pack_weight(v.dtype, v.data, v.row_stride, v.rows, v.cols, packed[i].data());
-      v.packed = packed[i].data();
-    }
+    for (Mat* m : {&gate, &up, &down}) test::pack_for_kernels(*m);
     pred.init(kD, kRank, kFF, 5);
     qpred = dejavu::QuantNet(pred);
   }

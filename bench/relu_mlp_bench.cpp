@@ -8,7 +8,8 @@
 //               gather over them only (at most 3x / 2x cheaper MLP: the up/gate work stays);
 //   relu-exact  ReLU with no predictor: gate dense, up rows + W_down^T gather over nonzero neurons.
 // Arguments: d, ffn, percent zero neurons, dtype (ggml id). W_down^T is stored in the same dtype.
-// Run: build-relu/specula_microbench --benchmark_filter=ReluMlp
+// q8_0 matrices carry the row-interleaved copy the model keeps (dense and gathered rows use the VNNI
+// kernels, as in the model). Run: build/specula_microbench --benchmark_filter=ReluMlp
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -47,6 +48,7 @@ void BM_ReluMlp(benchmark::State& st) {
   WeightView wdt;
   std::vector<uint8_t> wdt_bytes;
   ops::transpose_weight(wd.view, t, wdt_bytes, wdt);
+  for (Mat* m : {&wg, &wu, &wd}) test::pack_for_kernels(*m);  // q8_0: the packed VNNI kernels, as the model runs
   const auto active = active_set(ff, pct);
   std::vector<uint8_t> is_active(static_cast<size_t>(ff), 0);
   for (int32_t i : active) is_active[static_cast<size_t>(i)] = 1;
