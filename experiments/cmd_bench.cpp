@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/generator.h"
 #include "core/tokenizer.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "kernels/ops.h"
 
@@ -118,7 +119,7 @@ int run_bench(const BenchArgs& a) {
       j["strategy_decode_speedup"] = s_decode / best_decode;
       j["strategy_metrics"] = strategy->metrics();
     }
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
   } else {
     std::printf("%s  threads=%d  prefill %lld tok: %.1f tok/s  decode %lld tok: %.1f tok/s (best of %d)\n",
                 model->path().c_str(), ops::num_threads(), static_cast<long long>(a.prompt_tokens), best_prefill,

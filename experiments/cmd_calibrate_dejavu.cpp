@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "kernels/ops.h"
 #include "sparsity/dejavu/calibrate.h"
@@ -48,7 +49,7 @@ int run_calibrate_dejavu(DejaVuArgs& a) {
                         {"lookahead", p.lookahead}, {"mlp_label_frac", p.mlp_label_frac}, {"heads_topk", p.heads_topk},
                         {"collect_s", tm.collect_s}, {"train_s", tm.train_s}, {"threads", cc.threads},
                         {"layers", layers}};
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
   } else {
     std::printf("%s", dejavu::recall_table(p).c_str());
     std::printf("wrote %s: Deja Vu predictors for %s (%lld layers, rank %lld, head rank %lld, lookahead %s) from %lld tokens; "

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "experiments/perplexity.h"
 #include "kernels/ops.h"
@@ -178,7 +179,7 @@ int run_calibrate_linearize(const CalArgs& a) {
                               {"ridge", a.fo.ridge},    {"rank", a.fo.rank},       {"tokens", states.n}, {"collect_s", collect_s},
                               {"score_s", score_s},     {"fit_s", fit_s},          {"select_s", select_s},
                               {"total_s", seconds_since(t0)}, {"runs", jr}};
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
     return 0;
   }
   std::printf("%s: %s\n", a.out.c_str(), maps.info.c_str());

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "sparsity/relu/thresholds.h"
 
@@ -40,7 +41,7 @@ int run_calibrate_threshold(const ThresholdArgs& a) {
     if (!t.input.empty()) j["input"] = t.input;
     if (!t.act.empty()) j["act"] = t.act;
     if (!t.gate.empty()) j["gate"] = t.gate;
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
   } else {
     std::printf("wrote %s: %s thresholds for %lld layers of %s at target sparsity %.2f (%lld calibration tokens)\n",
                 a.out.c_str(), a.method.c_str(), static_cast<long long>(t.n_layer), t.model.c_str(), a.sparsity,

@@ -7,6 +7,7 @@
 #include "core/generator.h"
 #include "core/tokenizer.h"
 #include "draft/registry.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "experiments/spec_options.h"
 
@@ -87,7 +88,7 @@ int run_generate(const GenerateArgs& a) {
                     {"draft_s", 0.0},
                     {"verify_s", r.decode_s},
                     {"lossy", target_lossy}};
-      std::puts(j.dump(2).c_str());
+      std::puts(json_text(j, 2).c_str());
     } else {
       std::fprintf(stderr, "\n[%zu prompt tokens, %zu generated, prefill %.2f s, decode %.1f tok/s]\n", prompt.size(),
                    r.tokens.size(), r.prefill_s, r.decode_tok_s());
@@ -137,7 +138,7 @@ int run_generate(const GenerateArgs& a) {
       j["speedup"] = speedup;
       j["cost_model"] = cost_model_json(st, base.decode_s, static_cast<int64_t>(base.tokens.size()));
     }
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
   } else {
     std::fprintf(stderr,
                  "\n[%s%s: %zu prompt tokens, %zu generated, %.1f tok/s, tau %.2f, acceptance %.2f, draft %.2f s, verify "

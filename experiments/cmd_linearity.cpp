@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "kernels/ops.h"
 #include "sparsity/linearize/pipeline.h"
@@ -76,7 +77,7 @@ int run_linearity(const LinArgs& a) {
                               {"mean_linearity", mean_lin}, {"mean_linearity_centered", mean_cen},
                               {"collect_s", collect_s},     {"score_s", score_s},
                               {"layers", layers}};
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
     return 0;
   }
   std::printf("%s: %lld layers, n_embd %lld; %lld calibration tokens from %s (windows of %lld)%s\n", cfg.name.c_str(),

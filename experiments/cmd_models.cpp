@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/model_registry.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 
 namespace specula::cli {
@@ -26,7 +27,7 @@ Command add_models(CLI::App& app) {
                              {"sha256", m.sha256}, {"source", m.source}, {"description", m.description}});
             }
             if (*json) {
-              std::puts(arr.dump(2).c_str());
+              std::puts(json_text(arr, 2).c_str());
             } else {
               std::printf("models directory: %s\n", models_dir().c_str());
               for (const auto& m : arr)

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "experiments/perplexity.h"
 
@@ -42,7 +43,7 @@ int run_perplexity(const PplArgs& a) {
                         {"weights_dtype", a.mo.weights_dtype}, {"seconds", r.seconds},
                         {"strategy", StrategyOption::json(strategy.get())}};
     if (strategy) j["strategy_metrics"] = strategy->metrics();
-    std::puts(j.dump(2).c_str());
+    std::puts(json_text(j, 2).c_str());
   } else {
     std::printf("ppl %.4f over %lld tokens (%lld windows, ctx %lld, stride %lld, bos %s) in %.1f s\n", r.ppl,
                 static_cast<long long>(r.tokens_scored), static_cast<long long>(r.windows),

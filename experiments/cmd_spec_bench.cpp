@@ -11,6 +11,7 @@
 #include "core/generator.h"
 #include "core/tokenizer.h"
 #include "draft/registry.h"
+#include "experiments/json_out.h"
 #include "experiments/cli.h"
 #include "experiments/spec_bench_data.h"
 #include "experiments/spec_options.h"
@@ -161,7 +162,7 @@ int run_spec_bench(const SpecBenchArgs& a) {
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
     if (!f) fail("cannot write '{}'", a.json_out);
-    f << j.dump(2) << "\n";
+    f << json_text(j, 2) << "\n";
   }
   if (!a.md_out.empty()) {
     std::ofstream f(a.md_out);

@@ -1,5 +1,6 @@
 // specula: speculative decoding + activation sparsity research framework (CLI entry point).
 #include <cstdio>
+#include <exception>
 
 #include <fmt/core.h>
 
@@ -35,6 +36,10 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "error: out of memory\n");
     return 1;
+  } catch (const std::exception& e) {  // a bug, not bad input: still a message and an exit code, not abort()
+    std::fflush(stdout);
+    fmt::print(stderr, "internal error: {}\n", e.what());
+    return 70;
   }
   return 0;
 }

@@ -1,3 +1,4 @@
+#include "experiments/json_out.h"
 #include "experiments/report.h"
 
 #include <cmath>
@@ -372,7 +373,7 @@ std::string compare_runs(const std::vector<RunRef>& runs, ReportFormat f) {
       cj["lossless_check"] = checks;
       out["cells"].push_back(cj);
     }
-    return out.dump(2) + "\n";
+    return cli::json_text(out, 2) + "\n";
   }
   if (f == ReportFormat::Csv) {
     std::string s = "label,figure,run,dir,value,delta_vs_A,ratio_vs_A\n";

@@ -1,3 +1,4 @@
+#include "experiments/json_out.h"
 #include "experiments/runner.h"
 
 #include <charconv>
@@ -369,9 +370,9 @@ std::string write_run_outputs(const config::Study& s, const std::string& out_dir
   json m = run_metrics(s, results, run_info);
   run_io::write_file_atomic(out_dir + "/samples.csv", samples_csv(s, results));
   m["plots"] = {{"status", "pending"}, {"files", json::array()}};
-  run_io::write_file_atomic(out_dir + "/metrics.json", m.dump(2) + "\n");  // the plot script reads it
+  run_io::write_file_atomic(out_dir + "/metrics.json", cli::json_text(m, 2) + "\n");  // the plot script reads it
   m["plots"] = make_plots(out_dir, opt);
-  run_io::write_file_atomic(out_dir + "/metrics.json", m.dump(2) + "\n");
+  run_io::write_file_atomic(out_dir + "/metrics.json", cli::json_text(m, 2) + "\n");
   run_io::write_file_atomic(out_dir + "/report.md", run_report_md(m));
   return m["plots"]["status"].get<std::string>();
 }
@@ -456,7 +457,7 @@ RunOutcome run_study(const config::Study& s, const RunOptions& opt) {
         return out;
       }
     }
-    run_io::write_file_atomic(result_path(out.out_dir, *u), r.dump(1) + "\n");
+    run_io::write_file_atomic(result_path(out.out_dir, *u), cli::json_text(r, 1) + "\n");
     ++out.cells_run;
     prog.end_cell(fmt::format("cell {}/{} {}: {}", i, out.cells_total, u->label, cell_summary(r)));
   }

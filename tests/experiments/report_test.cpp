@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "experiments/json_out.h"
 #include "experiments/report.h"
 #include "experiments/run_io.h"
 #include "experiments/stats.h"
@@ -112,3 +113,15 @@ TEST(ReportCompare, RunDirectoryErrors) {
 
 }  // namespace
 }  // namespace specula
+
+// Generated text can hold invalid UTF-8 (a byte token cut inside a character, a degraded sparse model
+// emitting stray bytes): JSON output replaces those bytes instead of throwing (which aborted
+// `specula run` in the middle of a study).
+TEST(JsonOut, InvalidUtf8IsReplacedNotThrown) {
+  nlohmann::json j;
+  j["text"] = std::string("ok \xD7 end");
+  std::string s;
+  EXPECT_NO_THROW(s = specula::cli::json_text(j, 2));
+  EXPECT_NE(s.find("ok \xEF\xBF\xBD end"), std::string::npos) << s;  // U+FFFD
+  EXPECT_THROW((void)j.dump(2), nlohmann::json::type_error);  // what the plain dump does
+}
