@@ -107,9 +107,7 @@ void BM_QMatmul(benchmark::State& st) {
       st.SkipWithError("no packed kernel for this type on this CPU");
       return;
     }
-    packed.resize(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
-    cpu::pack_weight(t, W.data, W.row_stride, rows, cols, packed.data());
-    W.packed = packed.data();
+    cpu::attach_packed(W, packed);
   }
   std::vector<float> x(static_cast<size_t>(T * cols)), y(static_cast<size_t>(T * rows));
   std::mt19937 g(3);

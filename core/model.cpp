@@ -268,12 +268,7 @@ void Model::convert_weights(WeightsDType d) {
 
 void Model::pack_weights() {
   auto pack = [](Weight& w) {
-    if (!w.present() || !cpu::packed_kernel_available(w.view.dtype)) return;
-    const int64_t bytes = cpu::packed_bytes(w.view.dtype, w.view.rows, w.view.cols);
-    if (bytes == 0) return;
-    w.packed.resize(static_cast<size_t>(bytes));
-    cpu::pack_weight(w.view.dtype, w.view.data, w.view.row_stride, w.view.rows, w.view.cols, w.packed.data());
-    w.view.packed = w.packed.data();
+    if (w.present()) cpu::attach_packed(w.view, w.packed);
   };
   pack(tok_embd_);  // also the LM head when embeddings are tied
   pack(output_);

@@ -27,15 +27,9 @@ struct RandomMatrix {
   WeightView view;
   std::vector<uint8_t> packed;  // row-interleaved copy (pack_for_kernels), as Model::pack_weights keeps
 };
-// Gives m the row-interleaved copy the model keeps for the VNNI kernels (types without a packed layout:
-// nothing), so benchmarks run the kernels the model runs.
-inline void pack_for_kernels(RandomMatrix& m) {
-  const int64_t pb = cpu::packed_bytes(m.view.dtype, m.view.rows, m.view.cols);
-  if (pb <= 0) return;
-  m.packed.resize(static_cast<size_t>(pb));
-  cpu::pack_weight(m.view.dtype, m.view.data, m.view.row_stride, m.view.rows, m.view.cols, m.packed.data());
-  m.view.packed = m.packed.data();
-}
+// Gives m the row-interleaved copy the model keeps for the VNNI kernels (Model::pack_weights does the
+// same; types or CPUs without packed kernels: nothing), so benchmarks run the kernels the model runs.
+inline void pack_for_kernels(RandomMatrix& m) { cpu::attach_packed(m.view, m.packed); }
 inline RandomMatrix random_matrix(DType t, int64_t rows, int64_t cols, uint32_t seed, float scale = 0.5f) {
   RandomMatrix m;
   const auto f = randn(static_cast<size_t>(rows * cols), seed, scale);

@@ -1161,6 +1161,16 @@ bool packed_kernel_available(DType w) {
   return detail::packed_block_bytes(k) != 0 && HWY_DYNAMIC_DISPATCH(PackedAvail)(k);
 }
 
+bool attach_packed(WeightView& v, std::vector<uint8_t>& storage) {
+  if (!packed_kernel_available(v.dtype)) return false;
+  const int64_t bytes = packed_bytes(v.dtype, v.rows, v.cols);
+  if (bytes == 0) return false;
+  storage.resize(static_cast<size_t>(bytes));
+  pack_weight(v.dtype, v.data, v.row_stride, v.rows, v.cols, storage.data());
+  v.packed = storage.data();
+  return true;
+}
+
 int64_t packed_min_tokens(DType w) { return w == DType::Q5_0 ? kPackedQ5MinTokens : 1; }
 
 bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,

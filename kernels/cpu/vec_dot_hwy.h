@@ -60,6 +60,9 @@ int64_t packed_bytes(DType w, int64_t rows, int64_t n);
 void pack_weight(DType w, const void* w0, int64_t w_stride, int64_t rows, int64_t n, uint8_t* out);
 // Whether the dispatch target in use now has packed kernels for w.
 bool packed_kernel_available(DType w);
+// Gives `v` a packed copy, held in `storage`, when the current target has packed kernels for its type
+// (what the multi-token kernels read; v.packed stays as it was otherwise). Returns whether it did.
+bool attach_packed(WeightView& v, std::vector<uint8_t>& storage);
 // Fewest tokens per matmul for which the packed copy of a w matrix is used (callers must apply the
 // same rule to dense and gathered rows, so a row's result depends only on the token count). For q5_0
 // this is kPackedQ5MinTokens, above every decode and verification pass (ops::max_invariant_tokens()),

@@ -55,14 +55,7 @@ void QuantNet::make(const Eigen::MatrixXf& w, std::vector<uint8_t>& data, std::v
   v.data = data.data();
   v.packed = nullptr;
   packed.clear();
-  if (q8) {
-    const int64_t pb = cpu::packed_bytes(DType::Q8_0, rows, cols);
-    if (pb > 0) {
-      packed.resize(static_cast<size_t>(pb));
-      cpu::pack_weight(DType::Q8_0, data.data(), v.row_stride, rows, cols, packed.data());
-      v.packed = packed.data();
-    }
-  }
+  cpu::attach_packed(v, packed);
 }
 
 QuantNet::QuantNet(const Net& n) {
