@@ -87,17 +87,14 @@ class DejaVuStrategy::Hook : public LayerHook {
     // result is what it would get decoded alone (the union over hundreds of positions keeps almost
     // everything). Short passes (decode, verification) run the sparse kernels on the union.
     // Evaluation mode (measure=1) also works per token: recall of each token's labels by its own set.
-    per_token_ = o_.measure || T > o_.max_tokens;
-    if (per_token_) {
+    if (o_.measure || T > o_.max_tokens) {
       mask_m_ = need_m ? token_masks(zm_[li], T, mk_[li], p_.n_ff, mask_m_buf_) : nullptr;
       mask_h_ = need_h ? token_masks(zh_[li], T, hk_[li], p_.n_head, mask_h_buf_) : nullptr;
       pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
       ++calls_[li];
       kept_m_[li] += need_m ? mean_kept(mask_m_buf_, T, p_.n_ff) : p_.n_ff;
       kept_h_[li] += need_h ? mean_kept(mask_h_buf_, T, p_.n_head) : p_.n_head;
-      measured_m_ = o_.measure && need_m;  // evaluation: dense layer, recall measured in tap()
-      measured_h_ = o_.measure && need_h;
-      return;
+      return;  // measure mode: the layer runs dense; tap() measures recall against the masks
     }
     mask_m_ = mask_h_ = nullptr;
     if (need_m) select(zm_[li], T, mk_[li], sel_m_[li]);
@@ -117,23 +114,24 @@ class DejaVuStrategy::Hook : public LayerHook {
   }
 
   bool edits() const override { return !o_.measure; }
+  // Called only outside measure mode (edits()); a null mask: this layer's MLP is dense or ran sparse.
   void edit_mlp_act(int64_t, float* act, int64_t T, int64_t n) override {
-    if (!per_token_ || !mask_m_ || o_.measure) return;
+    if (!mask_m_) return;
     for (int64_t i = 0; i < T * n; ++i)
       if (!mask_m_[i]) act[i] = 0.f;
   }
   void edit_attn_heads(int64_t, float* att, int64_t T, int64_t n) override {
-    if (!per_token_ || !mask_h_ || o_.measure) return;
+    if (!mask_h_) return;
     const int64_t nh = p_.n_head, hd = n / nh;
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < nh; ++h)
         if (!mask_h_[t * nh + h]) std::fill(att + t * n + h * hd, att + t * n + (h + 1) * hd, 0.f);
   }
 
-  // Evaluation mode: recall of the true per-token labels (top mlp_label_frac neurons by |act|, top
-  // heads_topk heads by output norm) by the selected set.
+  // Evaluation mode (taps() asks for taps only then): recall of the true per-token labels (top
+  // mlp_label_frac neurons by |act|, top heads_topk heads by output norm) by each token's own mask.
   void tap(int64_t l, Tap point, const float* data, int64_t T, int64_t width) override {
-    if (point == kTapMlpAct && measured_m_) {
+    if (point == kTapMlpAct && mask_m_) {
       const int64_t k = std::max<int64_t>(1, std::llround(p_.mlp_label_frac * static_cast<double>(width)));
       for (int64_t t = 0; t < T; ++t) {
         const uint8_t* mark = mask_m_ + t * width;
@@ -152,7 +150,7 @@ class DejaVuStrategy::Hook : public LayerHook {
         mass_m_ += all > 0 ? kept / all : 1.0;
         ++rec_m_n_;
       }
-    } else if (point == kTapAttnHeads && measured_h_) {
+    } else if (point == kTapAttnHeads && mask_h_) {
       const int64_t nh = p_.n_head, hd = width / nh;
       for (int64_t t = 0; t < T; ++t) {
         const uint8_t* mark = mask_h_ + t * nh;
@@ -284,10 +282,10 @@ class DejaVuStrategy::Hook : public LayerHook {
   std::vector<uint8_t> mark_;
   std::vector<int32_t> tmp_, lab_;
   std::vector<float> mag_, xn_;
-  bool measured_m_ = false, measured_h_ = false;
-  bool per_token_ = false;                     // this pass applies per-token masks (T > max_tokens)
-  const uint8_t* mask_m_ = nullptr;            // [T][n_ff] for the current layer, or null
-  const uint8_t* mask_h_ = nullptr;            // [T][n_head]
+  // Per-token keep masks of the current layer ([T][n_ff], [T][n_head]) in long passes and measure
+  // mode; null otherwise (dense, or the sparse kernels on the union).
+  const uint8_t* mask_m_ = nullptr;
+  const uint8_t* mask_h_ = nullptr;
   std::vector<uint8_t> mask_m_buf_, mask_h_buf_;
   std::vector<int64_t> kept_m_, kept_h_, calls_;
   double pred_s_ = 0;

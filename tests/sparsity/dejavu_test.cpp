@@ -4,16 +4,14 @@
 // clear errors; as a self-draft the greedy output equals plain greedy (Slow, real SmolLM2-135M).
 #include <gtest/gtest.h>
 
-#include <iterator>
-
-#include <cstring>
-
 #include <algorithm>
-
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <numeric>
 #include <random>
 
 #include "core/generator.h"
@@ -234,6 +232,12 @@ double nmse(const std::vector<float>& a, const std::vector<float>& b) {
   return num / std::max(den, 1e-30);
 }
 
+std::vector<Pos> positions(size_t n) {  // 0 .. n-1
+  std::vector<Pos> pos(n);
+  std::iota(pos.begin(), pos.end(), Pos{0});
+  return pos;
+}
+
 std::vector<Token> prompt_tokens() { return {1, 504, 3458, 282, 4649, 314, 260, 1345, 28, 339, 1127, 30}; }
 
 // The q8_0 predictor the strategy runs (QuantNet) reproduces the f32 net's logits up to q8_0 rounding
@@ -284,8 +288,7 @@ TEST(DejaVuModel, ZeroSparsityIsDenseAndSparsityIsAchieved) {
   auto model = Model::load(path);
   const ModelConfig& c = model->config();
   const auto toks = prompt_tokens();
-  std::vector<Pos> pos(toks.size());
-  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<Pos>(i);
+  const std::vector<Pos> pos = positions(toks.size());
   Logits dense;
   {
     KvCache cache = model->make_cache(64);
@@ -332,8 +335,7 @@ TEST(DejaVuModel, LongPassesKeepEachTokensOwnSet) {
   auto model = Model::load(path);
   const ModelConfig& c = model->config();
   const auto toks = prompt_tokens();
-  std::vector<Pos> pos(toks.size());
-  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<Pos>(i);
+  const std::vector<Pos> pos = positions(toks.size());
   DejaVuOptions o;
   o.mlp = 0.8;
   o.heads = 0.5;
@@ -398,8 +400,7 @@ TEST(DejaVuModel, CalibrateAndSelfDraftEqualsGreedySlow) {
   {
     auto s = make_strategy(fmt::format("dejavu:path={},mlp=0.5,heads=0.3,measure=1", f), model->config());
     const auto t = model->tokenizer().encode("To be, or not to be, that is the question", false, false);
-    std::vector<Pos> pos(t.size());
-    for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<Pos>(i);
+    const std::vector<Pos> pos = positions(t.size());
     KvCache cache = model->make_cache(64);
     Logits out;
     for (size_t i = 0; i < t.size(); ++i)
