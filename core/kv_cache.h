@@ -3,6 +3,7 @@
 // its position. truncate(n) rolls back to the first n slots in O(1) (speculative decoding rejects
 // drafted tokens this way). Copyable, so a branch can be explored and thrown away.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -10,11 +11,19 @@
 namespace specula {
 
 struct ModelConfig;
+class KvDeviceStore;
 
 class KvCache {
  public:
   KvCache() = default;
   KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype);
+  // A cache whose keys/values live on a device (core/device_backend.h): k()/v() are device memory there.
+  KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::unique_ptr<KvDeviceStore> dev);
+  KvCache(const KvCache& o);
+  KvCache& operator=(const KvCache& o);
+  KvCache(KvCache&&) noexcept;
+  KvCache& operator=(KvCache&&) noexcept;
+  ~KvCache();
 
   int64_t size() const { return n_; }            // slots in use
   int64_t capacity() const { return capacity_; }  // maximum slots (context length)
@@ -22,9 +31,13 @@ class KvCache {
   void truncate(int64_t n);                       // keep slots [0, n); O(1)
   void clear() { truncate(0); }
 
-  // Raw storage of layer l: [capacity][n_head_kv][head_dim] in dtype().
+  // Raw storage of layer l: [capacity][n_head_kv][head_dim] in dtype(). Host caches only.
   void* k(int64_t layer) { return k_[static_cast<size_t>(layer)].data(); }
   void* v(int64_t layer) { return v_[static_cast<size_t>(layer)].data(); }
+  // The device store of a device cache, else null.
+  KvDeviceStore* device_store() const { return dev_.get(); }
+  // Copies slot src's keys/values (every layer) and position to slot dst (host or device).
+  void move_slot(int64_t src, int64_t dst);
   const int32_t* positions() const { return pos_.data(); }
   int32_t* positions() { return pos_.data(); }
   int64_t k_row_elems() const { return k_row_; }  // n_head_kv * head_dim_k
@@ -38,6 +51,7 @@ class KvCache {
   KvDType dtype_ = KvDType::F16;
   std::vector<std::vector<uint8_t>> k_, v_;
   std::vector<int32_t> pos_;
+  std::unique_ptr<KvDeviceStore> dev_;
 };
 
 }  // namespace specula

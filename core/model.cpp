@@ -53,9 +53,31 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   if (fs::is_directory(path, ec)) m->load_hf(path, opt);
   else m->load_gguf(path, opt);
   if (opt.weights_dtype != WeightsDType::Native) m->convert_weights(opt.weights_dtype);
-  if (opt.pack_weights) m->pack_weights();
   m->wdtype_ = opt.weights_dtype;
+  if (opt.device != Device::Cpu) {
+    m->device_ = opt.device;
+    m->dev_ = make_device_backend(*m, opt.device);  // uploads the weights (no packed CPU copies needed)
+  } else if (opt.pack_weights) {
+    m->pack_weights();
+  }
   return m;
+}
+
+std::string Model::device_name() const { return dev_ ? dev_->name() : "cpu"; }
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::Cpu;
+  if (s == "cuda") return Device::Cuda;
+  fail("unknown device '{}': expected cpu or cuda", s);
+}
+
+const char* to_string(Device d) {
+  switch (d) {
+    case Device::Cpu: return "cpu";
+    case Device::Cuda: return "cuda";
+    case Device::CudaEmulated: return "cuda-emulated";
+  }
+  return "?";
 }
 
 namespace {
@@ -286,7 +308,13 @@ int64_t Model::weight_bytes() const {
   return n;
 }
 
-KvCache Model::make_cache(int64_t capacity, KvDType dtype) const { return KvCache(cfg_, capacity, dtype); }
+KvCache Model::make_cache(int64_t capacity, KvDType dtype) const {
+  if (dev_) {
+    if (capacity <= 0) fail("context length must be > 0, got {}", capacity);
+    return KvCache(cfg_, capacity, dtype, dev_->make_kv(capacity, dtype));
+  }
+  return KvCache(cfg_, capacity, dtype);
+}
 
 namespace {
 // Errors for a malformed index set from a strategy (sorted, unique, in range).
@@ -295,12 +323,6 @@ void check_index_set(const std::vector<int32_t>& idx, int64_t n, const char* wha
     if (idx[i] < 0 || idx[i] >= n) fail("layer {}: {} index {} out of range [0, {})", layer, what, idx[i], n);
     if (i > 0 && idx[i] <= idx[i - 1]) fail("layer {}: {} indices must be sorted and unique ({} after {})", layer, what, idx[i], idx[i - 1]);
   }
-}
-// Rows [h * size, (h + 1) * size) of every listed head.
-void expand_heads(const std::vector<int32_t>& heads, int64_t size, std::vector<int32_t>& rows) {
-  rows.clear();
-  for (int32_t h : heads)
-    for (int64_t i = 0; i < size; ++i) rows.push_back(static_cast<int32_t>(h * size + i));
 }
 // Storage type of a transposed copy: float types stay, quantized ones become f16.
 DType transposed_dtype(DType t) {
@@ -368,8 +390,36 @@ void Model::prepare_sparse(bool mlp, bool heads) {
   }
 }
 
+void Model::expand_heads(const std::vector<int32_t>& heads, int64_t size, std::vector<int32_t>& rows) {
+  rows.clear();
+  for (int32_t h : heads)
+    for (int64_t i = 0; i < size; ++i) rows.push_back(static_cast<int32_t>(h * size + i));
+}
+
+void Model::plan_layer(const ExecPlan* plan, int64_t l, const float* x, int64_t T, LayerExec& E) const {
+  const ModelConfig& c = cfg_;
+  const int64_t n_run = plan && plan->exit_after >= 0 ? std::min(plan->exit_after, c.n_layer) : c.n_layer;
+  E.reset();
+  E.skip = l >= n_run || (plan && !plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
+  LayerHook* hook = plan ? plan->hook : nullptr;
+  if (!E.skip && hook) {
+    hook->plan_layer(l, x, T, E);
+    if (E.mlp_sparse) check_index_set(E.mlp_neurons, c.n_ff, "MLP neurons", l);
+    if (E.head_sparse) check_index_set(E.heads, c.n_head, "heads", l);
+    // A full index set is the dense layer: run the dense kernels (exactly the dense result).
+    if (E.mlp_sparse && static_cast<int64_t>(E.mlp_neurons.size()) == c.n_ff) E.mlp_sparse = false;
+    if (E.head_sparse && static_cast<int64_t>(E.heads.size()) == c.n_head) E.head_sparse = false;
+  }
+}
+
 void Model::forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
                     const ExecPlan* plan, Logits& out, const ForwardOptions& fo) {
+  if (dev_) {
+    if (!cache.device_store()) fail("forward on device {}: the KV cache was made by a CPU model (use this model's make_cache)", dev_->name());
+    dev_->forward(tokens, positions, cache, plan, out, fo);
+    return;
+  }
+  if (cache.device_store()) fail("forward on the CPU: the KV cache lives on a device (it was made by a device model)");
   const int64_t T = static_cast<int64_t>(tokens.size());
   if (T == 0) fail("forward called with no tokens");
   if (positions.size() != tokens.size())
@@ -422,7 +472,6 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     }
   };
 
-  const int64_t n_run = plan && plan->exit_after >= 0 ? std::min(plan->exit_after, c.n_layer) : c.n_layer;
   const float q_prescale = c.arch == Arch::Gemma3 ? c.effective_attn_scale() : 1.f;
   const float attn_scale = c.arch == Arch::Gemma3 ? 1.f : c.effective_attn_scale();
   int mask_kind = -1;  // which mask is currently built: 0 global, 1 swa
@@ -435,16 +484,7 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const auto& L = layers_[static_cast<size_t>(l)];
     const bool swa = c.layer_is_swa[static_cast<size_t>(l)] && c.sliding_window > 0;
-    E.reset();
-    E.skip = l >= n_run || (plan && !plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
-    if (!E.skip && hook) {
-      hook->plan_layer(l, S.x.data(), T, E);
-      if (E.mlp_sparse) check_index_set(E.mlp_neurons, c.n_ff, "MLP neurons", l);
-      if (E.head_sparse) check_index_set(E.heads, nh, "heads", l);
-      // A full index set is the dense layer: run the dense kernels (exactly the dense result).
-      if (E.mlp_sparse && static_cast<int64_t>(E.mlp_neurons.size()) == c.n_ff) E.mlp_sparse = false;
-      if (E.head_sparse && static_cast<int64_t>(E.heads.size()) == nh) E.head_sparse = false;
-    }
+    plan_layer(plan, l, S.x.data(), T, E);
     if (E.skip) {
       // A skipped layer writes no keys/values for these slots. A self-draft may still share the
       // target's cache: its slots lie past the committed prefix and are truncated away, and the

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device_backend.h"
 #include "core/exec_plan.h"
 #include "core/kv_cache.h"
 #include "core/model_config.h"
@@ -17,6 +18,9 @@ using Token = int32_t;
 using Pos = int32_t;
 
 class GgufFile;
+namespace cuda {
+class DeviceModel;
+}
 class SafetensorsFile;
 class Tokenizer;
 
@@ -32,6 +36,9 @@ struct LoadOptions {
   // them (AVX-512 VNNI); costs the matrices' size again in memory. Results are the same either way
   // up to float summation order.
   bool pack_weights = true;
+  // Where the forward pass runs (core/device_backend.h). cuda: weights are uploaded at load, KV caches
+  // made by make_cache live on the GPU; an Error naming why when there is no usable GPU.
+  Device device = Device::Cpu;
 };
 
 // A weight matrix, either a view into the mmapped file or a converted copy owned here.
@@ -77,13 +84,17 @@ class Model {
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const std::string& path() const { return path_; }
   WeightsDType weights_dtype() const { return wdtype_; }
+  Device device() const { return device_; }
+  // "cpu", or the device backend's name (e.g. "cuda (NVIDIA H200)").
+  std::string device_name() const;
   // Bytes of weights used by a forward pass (after any conversion).
   int64_t weight_bytes() const;
 
   KvCache make_cache(int64_t capacity, KvDType dtype = KvDType::F16) const;
 
   // Runs T tokens at the given positions, appending their keys/values to `cache` (slots
-  // cache.size() .. +T), and writes logits for every position (or only the last).
+  // cache.size() .. +T), and writes logits for every position (or only the last). On a device model
+  // the pass runs there (the cache must come from this model's make_cache).
   void forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
                const ExecPlan* plan, Logits& out, const ForwardOptions& fo = {});
 
@@ -93,7 +104,13 @@ class Model {
   void prepare_sparse(bool mlp, bool heads);
 
  private:
+  friend class cuda::DeviceModel;  // the device forward pass reads the weights and shares the planning below
   Model() = default;
+  // Fills E for layer l of a pass (skip, early exit, the hook's plan), with the hook's index sets
+  // checked; a full index set becomes the dense layer. x: the residual stream entering the layer (host).
+  void plan_layer(const ExecPlan* plan, int64_t l, const float* x, int64_t T, LayerExec& E) const;
+  // Rows [h * size, (h + 1) * size) of every listed head.
+  static void expand_heads(const std::vector<int32_t>& heads, int64_t size, std::vector<int32_t>& rows);
   void load_gguf(const std::string& path, const LoadOptions& opt);
   void load_hf(const std::string& dir, const LoadOptions& opt);
   void convert_weights(WeightsDType d);
@@ -107,6 +124,8 @@ class Model {
   std::string path_;
   ModelConfig cfg_;
   WeightsDType wdtype_ = WeightsDType::Native;
+  Device device_ = Device::Cpu;
+  std::unique_ptr<DeviceBackend> dev_;  // set for a device model
   std::unique_ptr<GgufFile> gguf_;
   std::vector<std::unique_ptr<SafetensorsFile>> st_;
   std::unique_ptr<Tokenizer> tokenizer_;

@@ -44,6 +44,7 @@ std::unique_ptr<Drafter> make_drafter(const std::string& text, Model& target, co
     const std::string path = s.take_required("path");
     LoadOptions lo;
     lo.weights_dtype = parse_weights_dtype(s.take_string("weights_dtype", "native"));
+    lo.device = target.device();  // the draft model runs where the target runs
     s.expect_empty({"path", "weights_dtype", "branches"});
     auto m = Model::load(resolve_model(path), lo);
     return std::make_unique<ModelDrafter>(std::move(m), target, lc, opt.kv_dtype);

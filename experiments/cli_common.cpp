@@ -33,14 +33,10 @@ void ModelOptions::add(CLI::App& sub, bool required) {
 }
 
 std::unique_ptr<Model> ModelOptions::load() const {
-  if (device == "cuda") {
-    cuda::require_device();  // no GPU / no CUDA build: one clear line
-    fail("device cuda: a GPU is present ({}), but this version runs the forward pass on the CPU only (the CUDA kernels "
-         "are built and tested, the device-resident forward pass is not there yet); use --device cpu",
-         cuda::device_info().name);
-  }
-  ops::set_num_threads(threads);
   LoadOptions lo;
+  lo.device = parse_device(device);
+  if (lo.device == Device::Cuda) cuda::require_device();  // no GPU / no CUDA build: one clear line, before the model is read
+  ops::set_num_threads(threads);
   lo.weights_dtype = parse_weights_dtype(weights_dtype);
   lo.pack_weights = !no_pack;
   return Model::load(resolve_model(model), lo);

@@ -76,6 +76,7 @@ ModelCfg ModelCfg::from_yaml(const YAML::Node& n, const std::string& path, const
   c.weights_dtype = r.choice("weights_dtype", c.weights_dtype, {"native", "f32", "f16", "bf16"});
   c.kv_dtype = r.choice("kv_dtype", c.kv_dtype, {"f16", "f32"});
   c.threads = r.integer("threads", c.threads, 0, 1024);
+  c.device = r.choice("device", c.device, {"cpu", "cuda"});
   r.finish();
   return c;
 }
@@ -86,6 +87,7 @@ YAML::Node ModelCfg::to_yaml() const {
   n["weights_dtype"] = weights_dtype;
   n["kv_dtype"] = kv_dtype;
   n["threads"] = threads;
+  n["device"] = device;
   return n;
 }
 

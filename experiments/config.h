@@ -6,7 +6,7 @@
 // A study file (`specula run FILE.yaml`) is an ExperimentCfg (the settings of one cell) plus the study
 // keys: name, description, out, baseline, cells, grid, zip (see experiments/grid.h and the README).
 //
-//   model:      path (installed name or file), weights_dtype, kv_dtype, threads
+//   model:      path (installed name or file), weights_dtype, kv_dtype, threads, device (cpu | cuda)
 //   data:       kind (spec_bench | text | jsonl), path, categories, per_category, limit, interleave,
 //               shuffle, seed, chat, split (text), min_chars (text), field / category_field (jsonl)
 //   sampling:   temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n
@@ -37,6 +37,7 @@ struct ModelCfg {
   std::string weights_dtype = "native";
   std::string kv_dtype = "f16";
   int64_t threads = 0;  // 0 = all hardware threads
+  std::string device = "cpu";  // cpu | cuda (the CUDA backend: needs a GPU and a build with it)
   static ModelCfg from_yaml(const YAML::Node& n, const std::string& path, const Origins& o);
   YAML::Node to_yaml() const;
 };

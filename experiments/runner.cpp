@@ -71,12 +71,13 @@ KvDType kv_of(const config::ExperimentCfg& c) { return c.model.kv_dtype == "f32"
 class Engine {
  public:
   Model& model(const CellSpec& c) {
-    const std::string key = c.cfg.model.path + "|" + c.cfg.model.weights_dtype;
+    const std::string key = c.cfg.model.path + "|" + c.cfg.model.weights_dtype + "|" + c.cfg.model.device;
     auto& m = models_[key];
     if (!m) {
       try {
         LoadOptions lo;
         lo.weights_dtype = parse_weights_dtype(c.cfg.model.weights_dtype);
+        lo.device = parse_device(c.cfg.model.device);
         m = Model::load(resolve_model(c.cfg.model.path), lo);
       } catch (const Error& e) {
         fail("{}: {}", c.origins.where("model.path"), e.what());
@@ -273,7 +274,7 @@ json run_cell(Model& m, const CellSpec& c, const std::vector<Prompt>& prompts, b
   r["lossy_reasons"] = k.lossy_reasons;
   r["greedy"] = cfg.sampling.greedy();
   r["model"] = {{"path", m.path()}, {"name", m.config().name}, {"weights_dtype", cfg.model.weights_dtype},
-                {"n_layer", m.config().n_layer}};
+                {"device", m.device_name()}, {"n_layer", m.config().n_layer}};
   r["threads"] = ops::num_threads();
   r["prompts"] = std::move(ps);
   // Strategy figures (Strategy::metrics / layer_metrics), of the target accelerator and of a self-draft.

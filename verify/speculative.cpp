@@ -58,16 +58,6 @@ void SpecStats::add(const SpecStats& o) {
   draft_forwards += o.draft_forwards;
 }
 
-void kv_move_slot(KvCache& cache, int64_t n_layer, int64_t src, int64_t dst) {
-  const int64_t kb = cache.k_row_elems() * cache.elem_bytes(), vb = cache.v_row_elems() * cache.elem_bytes();
-  for (int64_t l = 0; l < n_layer; ++l) {
-    auto* k = static_cast<uint8_t*>(cache.k(l));
-    auto* v = static_cast<uint8_t*>(cache.v(l));
-    std::memmove(k + dst * kb, k + src * kb, static_cast<size_t>(kb));
-    std::memmove(v + dst * vb, v + src * vb, static_cast<size_t>(vb));
-  }
-  cache.positions()[dst] = cache.positions()[src];
-}
 
 SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verifier, const std::vector<Token>& prompt,
                                 const SpecConfig& cfg, const Sampler& sampler, Rng& rng,
@@ -130,7 +120,6 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
   Accepted acc;
   Logits vlogits;
   const Tokenizer* tok = target.has_tokenizer() ? &target.tokenizer() : nullptr;
-  const int64_t n_layer = target.config().n_layer;
 
   const DrafterStats ds0 = drafter.stats();
   drafter.begin(prompt, ctx);
@@ -225,7 +214,7 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
     // Accepted path -> consecutive slots after the root (already in place for a chain).
     for (int64_t j = 1; j <= m; ++j) {
       const int64_t src = n_past + 1 + acc.path[static_cast<size_t>(j - 1)], dst = n_past + j;
-      if (src != dst) kv_move_slot(cache, n_layer, src, dst);
+      if (src != dst) cache.move_slot(src, dst);
     }
     cache.truncate(n_past + 1 + m);
     drafter.on_accept(m);

@@ -83,7 +83,4 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
                                 const SpecConfig& cfg, const Sampler& sampler, Rng& rng,
                                 const std::function<void(Token)>& on_token = {}, const Prefilled* prefilled = nullptr);
 
-// Moves the keys/values (all layers) and positions of slot `src` to slot `dst` (dst < src).
-void kv_move_slot(KvCache& cache, int64_t n_layer, int64_t src, int64_t dst);
-
 }  // namespace specula

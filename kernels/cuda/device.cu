@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/exec.h"
 
 namespace specula::cuda {
 
@@ -78,7 +79,73 @@ void launch(const K& k, int64_t gx, int64_t gy, int nt, int64_t shm_floats) {
       k, K::phases(nt));
 }
 
+// The GPU behind kernels/cuda/exec.h: every launch and copy on the legacy default stream (so they run
+// in order, and a download waits for the launches before it), one cuBLAS handle.
+class CudaExec final : public Exec {
+ public:
+  CudaExec() {
+    require_device();
+    name_ = "cuda (" + device_info().name + ")";
+    check(cublasCreate(&blas_), "create");
+    int dev = 0, optin = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), "shared memory attribute");
+    max_shm_ = optin / static_cast<int64_t>(sizeof(float));
+  }
+  ~CudaExec() override { cublasDestroy(blas_); }
+  const char* name() const override { return name_.c_str(); }
+  void* alloc(int64_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, static_cast<size_t>(bytes > 0 ? bytes : 1));
+    if (e != cudaSuccess) fail("CUDA: cannot allocate {} bytes of device memory ({})", bytes, cudaGetErrorString(e));
+    check(cudaMemset(p, 0, static_cast<size_t>(bytes > 0 ? bytes : 1)), "cudaMemset");
+    return p;
+  }
+  void release(void* p) override { cudaFree(p); }
+  void upload(void* dst, const void* src, int64_t bytes) override {
+    if (bytes > 0) check(cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyHostToDevice), "copy to device");
+  }
+  void download(void* dst, const void* src, int64_t bytes) override {
+    check(cudaGetLastError(), "kernel launch");
+    if (bytes > 0) check(cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost), "copy to host");
+  }
+  void copy(void* dst, const void* src, int64_t bytes) override {
+    if (bytes > 0) check(cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice), "device copy");
+  }
+#define SPECULA_DEFINE_LAUNCH(K)                                                                                        \
+  void launch(const K& k, const Grid& g) override {                                                                     \
+    const size_t shm = static_cast<size_t>(g.shm_floats) * sizeof(float);                                               \
+    if (shm > 48 * 1024)                                                                                                \
+      check(cudaFuncSetAttribute(phased_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shm)), \
+            "shared memory size");                                                                                      \
+    specula::cuda::launch(k, g.gx, g.gy, g.nt, g.shm_floats);                                                                 \
+    check(cudaGetLastError(), #K " launch");                                                                            \
+  }
+  SPECULA_CUDA_KERNELS(SPECULA_DEFINE_LAUNCH)
+#undef SPECULA_DEFINE_LAUNCH
+  void gemm(const GemmCall& g, const float* A, const float* B, float* C) override {
+    if (!g.offsets_a.empty()) fail("CudaExec::gemm: pointer-array batches are not used by the forward pass");
+    const cublasOperation_t ta = g.transa == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T, tb = g.transb == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T;
+    const cublasComputeType_t ct = g.compute == ComputeType::F32 ? CUBLAS_COMPUTE_32F
+                                   : g.compute == ComputeType::F32_FastTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                             : CUBLAS_COMPUTE_16F;
+    check(cublasGemmStridedBatchedEx(blas_, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha, A,
+                                     CUDA_R_32F, static_cast<int>(g.lda), g.stride_a, B, CUDA_R_32F, static_cast<int>(g.ldb),
+                                     g.stride_b, &g.beta, C, CUDA_R_32F, static_cast<int>(g.ldc), g.stride_c,
+                                     static_cast<int>(g.batch), ct, CUBLAS_GEMM_DEFAULT),
+          "GemmStridedBatchedEx");
+  }
+  int64_t max_shm_floats() const override { return max_shm_; }
+
+ private:
+  std::string name_;
+  cublasHandle_t blas_ = nullptr;
+  int64_t max_shm_ = 48 * 1024 / 4;
+};
+
 }  // namespace
+
+std::unique_ptr<Exec> make_cuda_exec() { return std::make_unique<CudaExec>(); }
 
 const DeviceInfo& device_info() {
   static const DeviceInfo info = [] {

@@ -3,6 +3,7 @@
 #ifndef SPECULA_CUDA
 #include "core/error.h"
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/exec.h"
 
 namespace specula::cuda {
 
@@ -16,6 +17,11 @@ const DeviceInfo& device_info() {
 }
 
 void require_device() { fail("device cuda: {}", device_info().reason); }
+
+std::unique_ptr<Exec> make_cuda_exec() {
+  require_device();
+  return nullptr;
+}
 
 void run_rmsnorm(RmsNormK, int64_t, int, std::vector<HostBuffer>) { require_device(); }
 void run_gemv(GemvK, int, std::vector<HostBuffer>) { require_device(); }

@@ -162,6 +162,8 @@ struct RopeK {
 
 // Y[t][r] = sum_c W[r][c] * X[t][c] with weights decoded on the fly (GEMV for decode / small T):
 // grid = (rows, T), threads over columns, tree sum. shm: nt floats.
+// With row_ids, output row r is weight row row_ids[r] (gathered rows: Deja Vu neurons, kept heads) and
+// `rows` is the number of ids.
 struct GemvK {
   WType wt;
   const uint8_t* w;
@@ -169,10 +171,11 @@ struct GemvK {
   int64_t rows, cols;
   const float* x;
   float* y;
+  const int32_t* row_ids = nullptr;
   static int phases(int nt) { return 2 + ilog2(nt); }
   SPECULA_HD void phase(int p, const Idx& i, float* shm) const {
     if (p == 0) {
-      const uint8_t* wr = w + i.bx * row_stride;
+      const uint8_t* wr = w + (row_ids ? static_cast<int64_t>(row_ids[i.bx]) : i.bx) * row_stride;
       const float* xt = x + i.by * cols;
       float s = 0.f;
       for (int64_t c = i.t; c < cols; c += i.nt) s += weight_at(wt, wr, c) * xt[c];
@@ -269,8 +272,12 @@ struct AttentionK {
   }
 };
 
-// float -> half -> float, round to nearest even (as ref::fp32_to_fp16 then back).
-SPECULA_HD float AttentionK::round_f16(float x) {
+// float -> half bits, round to nearest even (bit-exact with ref::fp32_to_fp16).
+SPECULA_HD uint16_t float_to_half(float x);
+// float -> half -> float.
+SPECULA_HD float AttentionK::round_f16(float x) { return half_to_float(float_to_half(x)); }
+
+SPECULA_HD uint16_t float_to_half(float x) {
   uint32_t b;
   __builtin_memcpy(&b, &x, sizeof b);
   const uint32_t sign = b & 0x80000000u;
@@ -291,7 +298,7 @@ SPECULA_HD float AttentionK::round_f16(float x) {
     a += 0xFFFu + mant_odd;  // round to nearest even at bit 13
     h = static_cast<uint16_t>((sign >> 16) | (((a >> 13) - (112u << 10)) & 0x7FFFu));
   }
-  return half_to_float(h);
+  return h;
 }
 
 // Index of the largest value of each row (first one on ties): one block per row. shm: 2 * nt floats.
@@ -369,26 +376,114 @@ struct GatherAxpyK {
   }
 };
 
-// out = act(gate) * up elementwise; grid.x = ceil(n / nt).
+// Gated activations, numbered as specula::Activation (core/model_config.h).
+enum class GluAct : int { SiLU = 0, GeluTanh = 1, ReLU = 2, ReLU2 = 3, DReLU = 4 };
+
+// out = act(gate) * up elementwise (in place allowed); grid.x = ceil(n / nt). The ReLU family keeps
+// x > thr (FATReLU; 0 = plain ReLU) and DReLU is ReLU(gate) * ReLU(up), as Model::activate.
 struct GluK {
   const float* gate;
   const float* up;
   float* out;
   int64_t n;
-  bool gelu;  // false: SiLU
+  int act;  // GluAct (0 = SiLU, 1 = GELU-tanh, ...)
+  float thr = 0.f;
   static int phases(int) { return 1; }
   SPECULA_HD void phase(int, const Idx& i, float*) const {
     const int64_t e = i.bx * i.nt + i.t;
     if (e >= n) return;
-    const float g = gate[e];
-    float a;
-    if (gelu) {
-      const float k = 0.79788456080286535587989211986876f;
-      a = 0.5f * g * (1.0f + tanhf(k * g * (1.0f + 0.044715f * g * g)));
-    } else {
-      a = g / (1.0f + expf(-g));
+    const float g = gate[e], u = up[e];
+    float r;
+    switch (static_cast<GluAct>(act)) {
+      case GluAct::GeluTanh: {
+        const float k = 0.79788456080286535587989211986876f;
+        r = 0.5f * g * (1.0f + tanhf(k * g * (1.0f + 0.044715f * g * g))) * u;
+        break;
+      }
+      case GluAct::ReLU: r = (g > thr ? g : 0.f) * u; break;
+      case GluAct::ReLU2: r = (g > thr ? g * g : 0.f) * u; break;
+      case GluAct::DReLU: r = (g > thr ? g : 0.f) * (u > thr ? u : 0.f); break;
+      default: r = g / (1.0f + expf(-g)) * u; break;
     }
-    out[e] = a * up[e];
+    out[e] = r;
+  }
+};
+
+// ---- elementwise and data-movement kernels of the forward pass --------------------------------------
+
+// y[e] += x[e]; grid.x = ceil(n / nt).
+struct AddK {
+  float* y;
+  const float* x;
+  int64_t n;
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const int64_t e = i.bx * i.nt + i.t;
+    if (e < n) y[e] += x[e];
+  }
+};
+
+// x[e] = scale * x[e], or with softcap > 0: x[e] = softcap * tanh(x[e] / softcap); grid.x = ceil(n / nt).
+struct ScaleK {
+  float* x;
+  int64_t n;
+  float scale, softcap;
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const int64_t e = i.bx * i.nt + i.t;
+    if (e >= n) return;
+    x[e] = softcap > 0.f ? softcap * tanhf(x[e] / softcap) : x[e] * scale;
+  }
+};
+
+// Embedding rows: out[t][c] = W[tokens[t]][c] * scale (dequantized as ref::dequantize_row); grid.x = T.
+struct EmbedK {
+  WType wt;
+  const uint8_t* w;
+  int64_t row_stride, cols;
+  const int32_t* tokens;
+  float scale;
+  float* out;
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const uint8_t* wr = w + static_cast<int64_t>(tokens[i.bx]) * row_stride;
+    float* o = out + i.bx * cols;
+    for (int64_t c = i.t; c < cols; c += i.nt) o[c] = scale == 1.f ? weight_at(wt, wr, c) : weight_at(wt, wr, c) * scale;
+  }
+};
+
+// Appends n floats to a KV cache row range: dst element e = src[e], stored as f16 (rounded as
+// ref::fp32_to_fp16) or f32; grid.x = ceil(n / nt).
+struct KvStoreK {
+  const float* src;
+  uint8_t* dst;
+  int64_t n;
+  bool f16;
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const int64_t e = i.bx * i.nt + i.t;
+    if (e >= n) return;
+    if (f16) {
+      const uint16_t h = float_to_half(src[e]);
+      dst[2 * e] = static_cast<uint8_t>(h & 0xFF);
+      dst[2 * e + 1] = static_cast<uint8_t>(h >> 8);
+    } else {
+      __builtin_memcpy(dst + 4 * e, &src[e], sizeof(float));
+    }
+  }
+};
+
+// Dequantizes a whole matrix to f32 (the dense copy cuBLAS reads for long passes): out[r][c] = W[r][c];
+// grid.x = rows.
+struct DequantK {
+  WType wt;
+  const uint8_t* w;
+  int64_t row_stride, cols;
+  float* out;
+  static int phases(int) { return 1; }
+  SPECULA_HD void phase(int, const Idx& i, float*) const {
+    const uint8_t* wr = w + i.bx * row_stride;
+    for (int64_t c = i.t; c < cols; c += i.nt) out[i.bx * cols + c] = weight_at(wt, wr, c);
   }
 };
 
