@@ -3,8 +3,8 @@
 # tau, acceptance per position, tokens/s and speedup over plain greedy decoding of the same target file in
 # the same run (plus the cost-model figures c and V). Writes JSON + a markdown table.
 #
-# Usage: bench/spec_decode.sh [--model M] [--threads N] [--per-task N | --limit N] [--max-tokens N] [--k N]
-#                             [--out DIR] [--draft SPEC]... [-- extra spec-bench options]
+# Usage: bench/spec_decode.sh [--model M] [--device cpu|cuda] [--threads N] [--per-task N | --limit N]
+#                             [--max-tokens N] [--k N] [--out DIR] [--draft SPEC]... [-- extra spec-bench options]
 # Defaults: SmolLM2-135M Q4_1, 2 threads, all 480 prompts, 128 tokens, k=4, and the drafters below.
 # Quick run: bench/spec_decode.sh --per-task 2 --max-tokens 64
 # Draft-model pair (SmolLM2 Q4_1 drafting for the same file in f16):
@@ -12,11 +12,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECULA=${SPECULA:-./build/specula}
-MODEL=smollm2-135m THREADS=2 PER_TASK=0 LIMIT=0 MAX_TOKENS=128 K=4 OUT=bench/results
+MODEL=smollm2-135m DEVICE=cpu THREADS=2 PER_TASK=0 LIMIT=0 MAX_TOKENS=128 K=4 OUT=bench/results
 DRAFTS=() EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --per-task) PER_TASK=$2; shift 2 ;;
     --limit) LIMIT=$2; shift 2 ;;
@@ -35,7 +36,8 @@ fi
 [ -x "$SPECULA" ] || { echo "spec_decode.sh: $SPECULA not built (run scripts/setup.sh or cmake --build build)" >&2; exit 2; }
 mkdir -p "$OUT"
 name=$(basename "$MODEL" .gguf)
-ARGS=(spec-bench -m "$MODEL" -t "$THREADS" --per-task "$PER_TASK" --limit "$LIMIT" -n "$MAX_TOKENS" --k "$K"
+[ "$DEVICE" = cpu ] || name="$name.$DEVICE"
+ARGS=(spec-bench -m "$MODEL" --device "$DEVICE" -t "$THREADS" --per-task "$PER_TASK" --limit "$LIMIT" -n "$MAX_TOKENS" --k "$K"
       --json "$OUT/spec_decode_$name.json" --markdown "$OUT/spec_decode_$name.md")
 for d in "${DRAFTS[@]}"; do ARGS+=(--draft "$d"); done
 "$SPECULA" "${ARGS[@]}" "${EXTRA[@]}"

@@ -107,7 +107,7 @@ int run_bench(const BenchArgs& a) {
     }
   }
   if (a.json) {
-    nlohmann::json j = {{"model", model->path()},           {"threads", ops::num_threads()},
+    nlohmann::json j = {{"model", model->path()},           {"threads", ops::num_threads()}, {"device", model->device_name()},
                         {"prompt_tokens", a.prompt_tokens}, {"gen_tokens", a.gen_tokens},
                         {"prefill_tok_s", best_prefill},    {"decode_tok_s", best_decode},
                         {"reps", a.reps},                   {"weights_dtype", a.mo.weights_dtype}};
@@ -121,6 +121,7 @@ int run_bench(const BenchArgs& a) {
     }
     std::puts(json_text(j, 2).c_str());
   } else {
+    if (model->device() != Device::Cpu) std::printf("device: %s\n", model->device_name().c_str());
     std::printf("%s  threads=%d  prefill %lld tok: %.1f tok/s  decode %lld tok: %.1f tok/s (best of %d)\n",
                 model->path().c_str(), ops::num_threads(), static_cast<long long>(a.prompt_tokens), best_prefill,
                 static_cast<long long>(a.gen_tokens), best_decode, a.reps);

@@ -129,6 +129,7 @@ int run_spec_bench(const SpecBenchArgs& a) {
   j["model"] = model->path();
   j["weights_dtype"] = a.mo.weights_dtype;
   j["threads"] = ops::num_threads();
+  j["device"] = model->device_name();
   j["prompts"] = prompts.size();
   j["max_tokens"] = a.max_tokens;
   j["k"] = spc.k;
@@ -137,8 +138,8 @@ int run_spec_bench(const SpecBenchArgs& a) {
   j["mismatches"] = total_mismatches;
   std::vector<std::string> order = spec_bench_tasks();
   order.push_back("all");
-  std::string md = fmt::format("model `{}` ({} weights), {} threads, {} prompts x {} tokens, greedy, k={}{}\n\n",
-                               model->path(), a.mo.weights_dtype, ops::num_threads(), prompts.size(), a.max_tokens, spc.k,
+  std::string md = fmt::format("model `{}` ({} weights) on {}, {} threads, {} prompts x {} tokens, greedy, k={}{}\n\n",
+                               model->path(), a.mo.weights_dtype, model->device_name(), ops::num_threads(), prompts.size(), a.max_tokens, spc.k,
                                a.spec.adaptive ? " (adaptive)" : "");
   md += "| drafter | task | tau | acceptance by position | tok/s | plain tok/s | speedup | c | V | equal |\n";
   md += "|---|---|---|---|---|---|---|---|---|---|\n";

@@ -1,5 +1,6 @@
 #include "experiments/json_out.h"
 #include "experiments/runner.h"
+#include "kernels/cuda/device.h"
 
 #include <charconv>
 #include <chrono>
@@ -74,10 +75,12 @@ class Engine {
     const std::string key = c.cfg.model.path + "|" + c.cfg.model.weights_dtype + "|" + c.cfg.model.device;
     auto& m = models_[key];
     if (!m) {
+      LoadOptions lo;
+      lo.device = parse_device(c.cfg.model.device);
+      if (lo.device == Device::Cuda && !cuda::device_info().available)
+        fail("{}: device cuda: {}", c.origins.where("model.device"), cuda::device_info().reason);
       try {
-        LoadOptions lo;
         lo.weights_dtype = parse_weights_dtype(c.cfg.model.weights_dtype);
-        lo.device = parse_device(c.cfg.model.device);
         m = Model::load(resolve_model(c.cfg.model.path), lo);
       } catch (const Error& e) {
         fail("{}: {}", c.origins.where("model.path"), e.what());

@@ -63,6 +63,13 @@ expect_error draft-adaptive-range "k-max" "${D[@]}" --draft ngram --k 4 --adapti
 expect_error draft-baseline-alone "--baseline needs --draft" "${D[@]}" --baseline
 # --device cuda on a machine without a GPU (or a build without CUDA): one clear line, exit 1.
 expect_error device-cuda-no-gpu "device cuda" "${D[@]}" --device cuda
+# The same study file on either device by changing model.device only; without a GPU, cuda is one clear line.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+sed 's/^  path: smollm2-135m$/  path: smollm2-135m\n  device: cuda/' "$ROOT/configs/quickstart.yaml" > "$tmp/quickstart_cuda.yaml"
+grep -q 'device: cuda' "$tmp/quickstart_cuda.yaml" || { echo "FAIL [yaml-device-cuda]: could not make the cuda config"; fails=$((fails + 1)); }
+if "$SPECULA" generate -m "$MODEL" -n 1 --prompt hi --device cuda 2>&1 >/dev/null | grep -q 'device cuda: no'; then  # no GPU here
+  expect_error yaml-device-cuda-no-gpu "model.device: device cuda" "$SPECULA" run "$tmp/quickstart_cuda.yaml" --out "$tmp/run_cuda"
+fi
 expect_error strategy-unknown "unknown strategy" "${D[@]}" --strategy nosuch
 echo "$fails failed"
 [ $fails -eq 0 ]
