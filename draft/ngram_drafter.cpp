@@ -11,9 +11,12 @@ NgramDrafter::NgramDrafter(NgramConfig cfg) : cfg_(cfg) {
   if (cfg_.max_ngram < cfg_.min_ngram)
     fail("ngram: invalid max={}: expected >= min ({})", cfg_.max_ngram, cfg_.min_ngram);
   if (cfg_.branches < 1) fail("ngram: invalid branches={}: expected >= 1", cfg_.branches);
+  if (!(cfg_.per_match >= 0)) fail("ngram: invalid per_match={}: expected >= 0 (0 = off)", cfg_.per_match);
 }
 
 std::string NgramDrafter::describe() const {
+  if (cfg_.per_match > 0)
+    return fmt::format("ngram:min={},max={},branches={},per_match={}", cfg_.min_ngram, cfg_.max_ngram, cfg_.branches, cfg_.per_match);
   return fmt::format("ngram:min={},max={},branches={}", cfg_.min_ngram, cfg_.max_ngram, cfg_.branches);
 }
 
@@ -29,7 +32,9 @@ void NgramDrafter::propose(const DraftContext& ctx, int64_t max_k, Draft& out) {
     // Candidate match starts i, most recent first; the match must end before the sequence does.
     for (int64_t i = len - n - 1; i >= 0 && found < cfg_.branches; --i) {
       if (s[static_cast<size_t>(i)] != pat[0] || !std::equal(pat, pat + n, s.data() + i)) continue;
-      const int64_t b = i + n, e = std::min(len, b + max_k);
+      int64_t want = max_k;
+      if (cfg_.per_match > 0) want = std::min(max_k, std::max<int64_t>(1, static_cast<int64_t>(cfg_.per_match * static_cast<double>(n))));
+      const int64_t b = i + n, e = std::min(len, b + want);
       // Insert the continuation s[b, e) into the trie; count it if it added a node.
       int32_t cur = -1;
       bool added = false;

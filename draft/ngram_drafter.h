@@ -11,6 +11,9 @@ struct NgramConfig {
   int64_t min_ngram = 1;
   int64_t max_ngram = 3;
   int64_t branches = 1;  // > 1: tree of up to this many candidate continuations
+  // > 0: a continuation found through an n-token match is cut to max(1, floor(per_match * n)) tokens
+  // (short matches predict short copies; with a large max_ngram, long matches draft the full k).
+  double per_match = 0;
 };
 
 class NgramDrafter : public Drafter {

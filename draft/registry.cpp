@@ -18,8 +18,9 @@ std::vector<std::string> drafter_names() {
 
 std::string drafter_help() {
   std::string h =
-      "  ngram[:min=1,max=3,branches=1]  prompt lookup: continue the latest earlier occurrence of the last max..min "
-      "tokens; branches>1 = token tree of that many candidate continuations\n"
+      "  ngram[:min=1,max=3,branches=1,per_match=0]  prompt lookup: continue the latest earlier occurrence of the last max..min "
+      "tokens; branches>1 = token tree of that many candidate continuations; per_match=R cuts a continuation found "
+      "through an n-token match to max(1, R*n) tokens\n"
       "  model:path=FILE_OR_NAME[,weights_dtype=native|f32|f16|bf16,branches=1]  separate draft model with the same "
       "vocabulary\n";
   for (const auto& f : strategy_registry().all()) h += "  " + f.help + " (self-draft)[,branches=1]\n";
@@ -35,7 +36,8 @@ std::unique_ptr<Drafter> make_drafter(const std::string& text, Model& target, co
     c.min_ngram = s.take_int("min", 1, 1, 64);
     c.max_ngram = s.take_int("max", 3, 1, 64);
     c.branches = s.take_int("branches", 1, 1, 64);
-    s.expect_empty({"min", "max", "branches"});
+    c.per_match = s.take_double("per_match", 0, 0, 64);
+    s.expect_empty({"min", "max", "branches", "per_match"});
     return std::make_unique<NgramDrafter>(c);
   }
   LmDraftConfig lc;

@@ -86,5 +86,30 @@ TEST(NgramDrafter, ProposesContinuationOfLatestLongestMatch) {
   test::expect_error([] { NgramDrafter({3, 2, 1}); }, {"max=2", "min"});
 }
 
+TEST(NgramDrafter, PerMatchCutsContinuationsOfShortMatches) {
+  NgramConfig nc;
+  nc.min_ngram = 1;
+  nc.max_ngram = 8;
+  nc.per_match = 1.0;
+  NgramDrafter d(nc);
+  DraftContext ctx;
+  Draft out;
+  // Last token 3 matches once (n = 1): one drafted token.
+  const std::vector<Token> one = {3, 5, 6, 7, 8, 4, 3};
+  ctx.tokens = one;
+  d.propose(ctx, 4, out);
+  ASSERT_EQ(out.size(), 1);
+  EXPECT_EQ(out.nodes[0].token, 5);
+  // "2 3 4" matches (n = 3): three tokens of the k = 4 asked for.
+  const std::vector<Token> three = {2, 3, 4, 9, 8, 7, 6, 1, 2, 3, 4};
+  ctx.tokens = three;
+  d.propose(ctx, 4, out);
+  ASSERT_EQ(out.size(), 3);
+  EXPECT_EQ(out.nodes[2].token, 7);
+  EXPECT_EQ(d.describe(), "ngram:min=1,max=8,branches=1,per_match=1");
+  nc.per_match = -1;
+  test::expect_error([&] { NgramDrafter{nc}; }, {"per_match=-1", ">= 0"});
+}
+
 }  // namespace
 }  // namespace specula
