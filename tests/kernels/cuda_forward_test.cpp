@@ -87,7 +87,9 @@ class SubsetHook : public LayerHook {
 class CudaForwardEmulated : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = TinyReluModel::write("specula_cuda_fwd", "silu", 5);
+    // One directory per test: ctest runs the tests of this fixture in parallel processes.
+    dir_ = TinyReluModel::write(std::string("specula_cuda_fwd_") + ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                                "silu", 5);
     cpu_ = load(dir_, Device::Cpu);
     dev_ = load(dir_, Device::CudaEmulated);
   }
