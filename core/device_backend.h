@@ -23,7 +23,8 @@ enum class Device : uint8_t { Cpu, Cuda, CudaEmulated };
 Device parse_device(const std::string& s);  // "cpu" | "cuda"; Error naming the value otherwise
 const char* to_string(Device d);
 
-// The keys/values of a KvCache held on a device (slot positions stay in the host KvCache).
+// The keys/values of a KvCache held on a device (slot positions stay in the host KvCache). It uses its
+// model's device context: a device cache must not outlive the model that made it.
 class KvDeviceStore {
  public:
   virtual ~KvDeviceStore() = default;
