@@ -8,23 +8,19 @@
 
 namespace specula {
 
-KvCache::KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype)
-    : capacity_(capacity), k_row_(cfg.n_head_kv * cfg.head_dim_k), v_row_(cfg.n_head_kv * cfg.head_dim_v), dtype_(dtype) {
-  if (capacity <= 0) fail("context length must be > 0, got {}", capacity);
-  const int64_t eb = elem_bytes();
-  k_.resize(static_cast<size_t>(cfg.n_layer));
-  v_.resize(static_cast<size_t>(cfg.n_layer));
-  for (int64_t l = 0; l < cfg.n_layer; ++l) {
-    k_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * k_row_ * eb));
-    v_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * v_row_ * eb));
-  }
-  pos_.assign(static_cast<size_t>(capacity), 0);
-}
-
 KvCache::KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::unique_ptr<KvDeviceStore> dev)
     : capacity_(capacity), k_row_(cfg.n_head_kv * cfg.head_dim_k), v_row_(cfg.n_head_kv * cfg.head_dim_v), dtype_(dtype),
       dev_(std::move(dev)) {
   if (capacity <= 0) fail("context length must be > 0, got {}", capacity);
+  if (!dev_) {  // host storage; a device store holds its own
+    const int64_t eb = elem_bytes();
+    k_.resize(static_cast<size_t>(cfg.n_layer));
+    v_.resize(static_cast<size_t>(cfg.n_layer));
+    for (int64_t l = 0; l < cfg.n_layer; ++l) {
+      k_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * k_row_ * eb));
+      v_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * v_row_ * eb));
+    }
+  }
   pos_.assign(static_cast<size_t>(capacity), 0);
 }
 

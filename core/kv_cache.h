@@ -16,9 +16,8 @@ class KvDeviceStore;
 class KvCache {
  public:
   KvCache() = default;
-  KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype);
-  // A cache whose keys/values live on a device (core/device_backend.h): k()/v() are device memory there.
-  KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::unique_ptr<KvDeviceStore> dev);
+  // With `dev`, the keys/values live on a device (core/device_backend.h) and k()/v() are not used.
+  KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::unique_ptr<KvDeviceStore> dev = nullptr);
   KvCache(const KvCache& o);
   KvCache& operator=(const KvCache& o);
   KvCache(KvCache&&) noexcept;

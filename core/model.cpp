@@ -309,11 +309,7 @@ int64_t Model::weight_bytes() const {
 }
 
 KvCache Model::make_cache(int64_t capacity, KvDType dtype) const {
-  if (dev_) {
-    if (capacity <= 0) fail("context length must be > 0, got {}", capacity);
-    return KvCache(cfg_, capacity, dtype, dev_->make_kv(capacity, dtype));
-  }
-  return KvCache(cfg_, capacity, dtype);
+  return KvCache(cfg_, capacity, dtype, dev_ && capacity > 0 ? dev_->make_kv(capacity, dtype) : nullptr);
 }
 
 namespace {
@@ -396,11 +392,16 @@ void Model::expand_heads(const std::vector<int32_t>& heads, int64_t size, std::v
     for (int64_t i = 0; i < size; ++i) rows.push_back(static_cast<int32_t>(h * size + i));
 }
 
+bool Model::layer_skipped(const ExecPlan* plan, int64_t l) const {
+  if (!plan) return false;
+  const int64_t n_run = plan->exit_after >= 0 ? std::min(plan->exit_after, cfg_.n_layer) : cfg_.n_layer;
+  return l >= n_run || (!plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
+}
+
 void Model::plan_layer(const ExecPlan* plan, int64_t l, const float* x, int64_t T, LayerExec& E) const {
   const ModelConfig& c = cfg_;
-  const int64_t n_run = plan && plan->exit_after >= 0 ? std::min(plan->exit_after, c.n_layer) : c.n_layer;
   E.reset();
-  E.skip = l >= n_run || (plan && !plan->skip_layer.empty() && plan->skip_layer[static_cast<size_t>(l)]);
+  E.skip = layer_skipped(plan, l);
   LayerHook* hook = plan ? plan->hook : nullptr;
   if (!E.skip && hook) {
     hook->plan_layer(l, x, T, E);
@@ -414,12 +415,6 @@ void Model::plan_layer(const ExecPlan* plan, int64_t l, const float* x, int64_t 
 
 void Model::forward(std::span<const Token> tokens, std::span<const Pos> positions, KvCache& cache,
                     const ExecPlan* plan, Logits& out, const ForwardOptions& fo) {
-  if (dev_) {
-    if (!cache.device_store()) fail("forward on device {}: the KV cache was made by a CPU model (use this model's make_cache)", dev_->name());
-    dev_->forward(tokens, positions, cache, plan, out, fo);
-    return;
-  }
-  if (cache.device_store()) fail("forward on the CPU: the KV cache lives on a device (it was made by a device model)");
   const int64_t T = static_cast<int64_t>(tokens.size());
   if (T == 0) fail("forward called with no tokens");
   if (positions.size() != tokens.size())
@@ -429,6 +424,12 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     fail("context full: {} cached + {} new tokens exceed the context length {}", n_past, T, cache.capacity());
   for (Token t : tokens)
     if (t < 0 || t >= cfg_.n_vocab) fail("token id {} out of range [0, {})", t, cfg_.n_vocab);
+  if (dev_) {
+    if (!cache.device_store()) fail("forward on device {}: the KV cache was made by a CPU model (use this model's make_cache)", dev_->name());
+    dev_->forward(tokens, positions, cache, plan, out, fo);
+    return;
+  }
+  if (cache.device_store()) fail("forward on the CPU: the KV cache lives on a device (it was made by a device model)");
 
   const ModelConfig& c = cfg_;
   const int64_t d = c.n_embd, nh = c.n_head, nkv = c.n_head_kv, hdk = c.head_dim_k, hdv = c.head_dim_v;

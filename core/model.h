@@ -106,8 +106,11 @@ class Model {
  private:
   friend class cuda::DeviceModel;  // the device forward pass reads the weights and shares the planning below
   Model() = default;
+  // Whether the plan skips layer l (skip_layer or early exit); the hook is not asked about such a layer.
+  bool layer_skipped(const ExecPlan* plan, int64_t l) const;
   // Fills E for layer l of a pass (skip, early exit, the hook's plan), with the hook's index sets
-  // checked; a full index set becomes the dense layer. x: the residual stream entering the layer (host).
+  // checked; a full index set becomes the dense layer. x: the residual stream entering the layer (host;
+  // read only when the hook is asked).
   void plan_layer(const ExecPlan* plan, int64_t l, const float* x, int64_t T, LayerExec& E) const;
   // Rows [h * size, (h + 1) * size) of every listed head.
   static void expand_heads(const std::vector<int32_t>& heads, int64_t size, std::vector<int32_t>& rows);

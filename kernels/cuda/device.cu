@@ -79,6 +79,46 @@ void launch(const K& k, int64_t gx, int64_t gy, int nt, int64_t shm_floats) {
       k, K::phases(nt));
 }
 
+// Runs `g` on device pointers A, B, C (f32): strided batches with cublasGemmStridedBatchedEx, pointer-array
+// batches (g.offsets_*) with cublasGemmBatchedEx on device arrays of the offset pointers.
+void cublas_gemm(cublasHandle_t h, const GemmCall& g, const float* A, const float* B, float* C) {
+  const cublasOperation_t ta = g.transa == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T, tb = g.transb == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T;
+  const cublasComputeType_t ct = g.compute == ComputeType::F32 ? CUBLAS_COMPUTE_32F
+                                 : g.compute == ComputeType::F32_FastTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                           : CUBLAS_COMPUTE_16F;
+  if (g.offsets_a.empty()) {
+    check(cublasGemmStridedBatchedEx(h, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha, A,
+                                     CUDA_R_32F, static_cast<int>(g.lda), g.stride_a, B, CUDA_R_32F, static_cast<int>(g.ldb),
+                                     g.stride_b, &g.beta, C, CUDA_R_32F, static_cast<int>(g.ldc), g.stride_c,
+                                     static_cast<int>(g.batch), ct, CUBLAS_GEMM_DEFAULT),
+          "GemmStridedBatchedEx");
+    return;
+  }
+  std::vector<const void*> pa, pb;
+  std::vector<void*> pc;
+  for (int64_t i = 0; i < g.batch; ++i) {
+    pa.push_back(A + g.offsets_a[static_cast<size_t>(i)]);
+    pb.push_back(B + g.offsets_b[static_cast<size_t>(i)]);
+    pc.push_back(C + g.offsets_c[static_cast<size_t>(i)]);
+  }
+  void **dpa = nullptr, **dpb = nullptr, **dpc = nullptr;
+  const size_t pbytes = static_cast<size_t>(g.batch) * sizeof(void*);
+  check(cudaMalloc(&dpa, pbytes), "cudaMalloc");
+  check(cudaMalloc(&dpb, pbytes), "cudaMalloc");
+  check(cudaMalloc(&dpc, pbytes), "cudaMalloc");
+  check(cudaMemcpy(dpa, pa.data(), pbytes, cudaMemcpyHostToDevice), "copy");
+  check(cudaMemcpy(dpb, pb.data(), pbytes, cudaMemcpyHostToDevice), "copy");
+  check(cudaMemcpy(dpc, pc.data(), pbytes, cudaMemcpyHostToDevice), "copy");
+  check(cublasGemmBatchedEx(h, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha,
+                            const_cast<const void**>(dpa), CUDA_R_32F, static_cast<int>(g.lda), const_cast<const void**>(dpb),
+                            CUDA_R_32F, static_cast<int>(g.ldb), &g.beta, dpc, CUDA_R_32F, static_cast<int>(g.ldc),
+                            static_cast<int>(g.batch), ct, CUBLAS_GEMM_DEFAULT),
+        "GemmBatchedEx");
+  cudaFree(dpa);  // synchronises with the GEMM that reads them
+  cudaFree(dpb);
+  cudaFree(dpc);
+}
+
 // The GPU behind kernels/cuda/exec.h: every launch and copy on the legacy default stream (so they run
 // in order, and a download waits for the launches before it), one cuBLAS handle.
 class CudaExec final : public Exec {
@@ -123,18 +163,7 @@ class CudaExec final : public Exec {
   }
   SPECULA_CUDA_KERNELS(SPECULA_DEFINE_LAUNCH)
 #undef SPECULA_DEFINE_LAUNCH
-  void gemm(const GemmCall& g, const float* A, const float* B, float* C) override {
-    if (!g.offsets_a.empty()) fail("CudaExec::gemm: pointer-array batches are not used by the forward pass");
-    const cublasOperation_t ta = g.transa == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T, tb = g.transb == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T;
-    const cublasComputeType_t ct = g.compute == ComputeType::F32 ? CUBLAS_COMPUTE_32F
-                                   : g.compute == ComputeType::F32_FastTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                             : CUBLAS_COMPUTE_16F;
-    check(cublasGemmStridedBatchedEx(blas_, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha, A,
-                                     CUDA_R_32F, static_cast<int>(g.lda), g.stride_a, B, CUDA_R_32F, static_cast<int>(g.ldb),
-                                     g.stride_b, &g.beta, C, CUDA_R_32F, static_cast<int>(g.ldc), g.stride_c,
-                                     static_cast<int>(g.batch), ct, CUBLAS_GEMM_DEFAULT),
-          "GemmStridedBatchedEx");
-  }
+  void gemm(const GemmCall& g, const float* A, const float* B, float* C) override { cublas_gemm(blas_, g, A, B, C); }
   int64_t max_shm_floats() const override { return max_shm_; }
 
  private:
@@ -265,41 +294,7 @@ void run_cublas_gemm(const GemmCall& g, const std::vector<float>& A, const std::
   check(cudaMemcpy(dA, A.data(), A.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
   check(cudaMemcpy(dB, B.data(), B.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
   check(cudaMemcpy(dC, C.data(), C.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
-  const cublasOperation_t ta = g.transa == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T, tb = g.transb == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T;
-  const cublasComputeType_t ct = g.compute == ComputeType::F32 ? CUBLAS_COMPUTE_32F
-                                 : g.compute == ComputeType::F32_FastTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                           : CUBLAS_COMPUTE_16F;
-  if (g.offsets_a.empty()) {
-    check(cublasGemmStridedBatchedEx(h, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha, dA,
-                                     CUDA_R_32F, static_cast<int>(g.lda), g.stride_a, dB, CUDA_R_32F, static_cast<int>(g.ldb),
-                                     g.stride_b, &g.beta, dC, CUDA_R_32F, static_cast<int>(g.ldc), g.stride_c,
-                                     static_cast<int>(g.batch), ct, CUBLAS_GEMM_DEFAULT),
-          "GemmStridedBatchedEx");
-  } else {
-    std::vector<const void*> pa, pb;
-    std::vector<void*> pc;
-    for (int64_t i = 0; i < g.batch; ++i) {
-      pa.push_back(dA + g.offsets_a[static_cast<size_t>(i)]);
-      pb.push_back(dB + g.offsets_b[static_cast<size_t>(i)]);
-      pc.push_back(dC + g.offsets_c[static_cast<size_t>(i)]);
-    }
-    void **dpa = nullptr, **dpb = nullptr, **dpc = nullptr;
-    const size_t pbytes = static_cast<size_t>(g.batch) * sizeof(void*);
-    check(cudaMalloc(&dpa, pbytes), "cudaMalloc");
-    check(cudaMalloc(&dpb, pbytes), "cudaMalloc");
-    check(cudaMalloc(&dpc, pbytes), "cudaMalloc");
-    check(cudaMemcpy(dpa, pa.data(), pbytes, cudaMemcpyHostToDevice), "copy");
-    check(cudaMemcpy(dpb, pb.data(), pbytes, cudaMemcpyHostToDevice), "copy");
-    check(cudaMemcpy(dpc, pc.data(), pbytes, cudaMemcpyHostToDevice), "copy");
-    check(cublasGemmBatchedEx(h, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha,
-                              const_cast<const void**>(dpa), CUDA_R_32F, static_cast<int>(g.lda), const_cast<const void**>(dpb),
-                              CUDA_R_32F, static_cast<int>(g.ldb), &g.beta, dpc, CUDA_R_32F, static_cast<int>(g.ldc),
-                              static_cast<int>(g.batch), ct, CUBLAS_GEMM_DEFAULT),
-          "GemmBatchedEx");
-    cudaFree(dpa);
-    cudaFree(dpb);
-    cudaFree(dpc);
-  }
+  cublas_gemm(h, g, dA, dB, dC);
   check(cudaDeviceSynchronize(), "gemm");
   check(cudaMemcpy(C.data(), dC, C.size() * sizeof(float), cudaMemcpyDeviceToHost), "copy");
   cudaFree(dA);

@@ -28,6 +28,8 @@ namespace {
 constexpr int kNtGemv = 128, kNtAttn = 128, kNtNorm = 128, kNtElem = 256;
 
 int64_t blocks(int64_t n, int nt) { return (n + nt - 1) / nt; }
+// One thread per element of an n-element elementwise kernel.
+Grid elementwise(int64_t n) { return Grid{blocks(n, kNtElem), 1, kNtElem, 0}; }
 
 bool device_type(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1;
@@ -131,7 +133,7 @@ DevBuf DeviceModel::upload_vec(const std::vector<float>& v) {
 }
 
 template <class T>
-T* DeviceModel::stage(DevBuf& buf, const std::vector<T>& host) {
+T* DeviceModel::stage(DevBuf& buf, std::span<const T> host) {
   const int64_t bytes = static_cast<int64_t>(host.size() * sizeof(T));
   buf.ensure(*e_, bytes > 0 ? bytes : 4);
   e_->upload(buf.get(), host.data(), bytes);
@@ -170,17 +172,12 @@ const DeviceModel::DW& DeviceModel::transposed(int64_t l, bool down) {
 
 void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32_t> positions, KvCache& cache, const ExecPlan* plan,
                           Logits& out, const ForwardOptions& fo) {
+  // Model::forward has checked the tokens, positions and room in the cache.
   const int64_t T = static_cast<int64_t>(tokens.size());
-  if (T == 0) fail("forward called with no tokens");
-  if (positions.size() != tokens.size()) fail("forward: {} tokens but {} positions", tokens.size(), positions.size());
   auto* kv = dynamic_cast<DevKv*>(cache.device_store());
   if (!kv || kv->exec() != e_.get()) fail("forward on device {}: the KV cache was made by another model", e_->name());
   const int64_t n_past = cache.size();
-  if (n_past + T > cache.capacity())
-    fail("context full: {} cached + {} new tokens exceed the context length {}", n_past, T, cache.capacity());
   const ModelConfig& c = m_.cfg_;
-  for (int32_t t : tokens)
-    if (t < 0 || t >= c.n_vocab) fail("token id {} out of range [0, {})", t, c.n_vocab);
 
   LayerHook* hook = plan ? plan->hook : nullptr;
   if (hook && hook->taps()) fail("device {}: this strategy observes activations (taps), which runs on the CPU only; use device cpu", e_->name());
@@ -200,9 +197,8 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
   grow(o_, T * d);
   grow(gate_, T * ff);
   grow(up_, T * ff);
-  const std::vector<int32_t> tok(tokens.begin(), tokens.end()), pos(positions.begin(), positions.end());
-  const int32_t* dtok = stage(tok_, tok);
-  const int32_t* dpos = stage(pos_, pos);
+  const int32_t* dtok = stage(tok_, tokens);
+  const int32_t* dpos = stage(pos_, positions);
   float *x = x_.get<float>(), *h = h_.get<float>(), *q = q_.get<float>(), *k = k_.get<float>(), *v = v_.get<float>();
   float *att = att_.get<float>(), *o = o_.get<float>(), *gate = gate_.get<float>(), *up = up_.get<float>();
 
@@ -243,7 +239,7 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
   for (int64_t l = 0; l < c.n_layer; ++l) {
     Layer& D = layers_[static_cast<size_t>(l)];
     const bool swa = c.layer_is_swa[static_cast<size_t>(l)] && c.sliding_window > 0;
-    const bool needs_x = hook && !(plan && plan->exit_after >= 0 && l >= plan->exit_after);
+    const bool needs_x = hook && !m_.layer_skipped(plan, l);  // the hook reads the residual stream on the host
     if (needs_x) {
       host_x_.resize(static_cast<size_t>(T * d));
       e_->download(host_x_.data(), x, T * d * 4);
@@ -278,14 +274,13 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
     const float* ffac = rope_freqs_.get<float>();
     e_->launch(RopeK{q, dpos, nq, hdk, c.rope_dim, theta_scale, freq_scale, ffac, neox}, Grid{T * nq, 1, 64, 0});
     e_->launch(RopeK{k, dpos, nkv, hdk, c.rope_dim, theta_scale, freq_scale, ffac, neox}, Grid{T * nkv, 1, 64, 0});
-    if (q_prescale != 1.f) e_->launch(ScaleK{q, T * nq * hdk, q_prescale, 0.f}, Grid{blocks(T * nq * hdk, kNtElem), 1, kNtElem, 0});
-    e_->launch(KvStoreK{k, kv->k(l) + n_past * nkv * hdk * eb, T * nkv * hdk, f16}, Grid{blocks(T * nkv * hdk, kNtElem), 1, kNtElem, 0});
-    e_->launch(KvStoreK{v, kv->v(l) + n_past * nkv * hdv * eb, T * nkv * hdv, f16}, Grid{blocks(T * nkv * hdv, kNtElem), 1, kNtElem, 0});
+    if (q_prescale != 1.f) e_->launch(ScaleK{q, T * nq * hdk, q_prescale, 0.f}, elementwise(T * nq * hdk));
+    e_->launch(KvStoreK{k, kv->k(l) + n_past * nkv * hdk * eb, T * nkv * hdk, f16}, elementwise(T * nkv * hdk));
+    e_->launch(KvStoreK{v, kv->v(l) + n_past * nkv * hdv * eb, T * nkv * hdv, f16}, elementwise(T * nkv * hdv));
     AttentionK a{nh, nkv, hdk, hdv, n_kv, q, kv->k(l), kv->v(l), f16, mask_for(swa), attn_scale, c.attn_softcap, att, nullptr, 0};
     if (hs) {
       a.n_head = nq;
-      std::vector<int32_t> heads(E.heads.begin(), E.heads.end());
-      a.head_ids = stage(heads_, heads);
+      a.head_ids = stage(heads_, E.heads);
       a.n_head_model = nh;
     }
     e_->launch(a, Grid{T, nq, kNtAttn, shm});
@@ -299,7 +294,7 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
                  Grid{blocks(d, kNtElem), T, kNtElem, 0});
     }
     if (c.post_norms) rmsnorm(o, D.post_attn_norm, o, T, d);
-    e_->launch(AddK{x, o, T * d}, Grid{blocks(T * d, kNtElem), 1, kNtElem, 0});
+    e_->launch(AddK{x, o, T * d}, elementwise(T * d));
 
     // --- feed-forward block ---
     rmsnorm(x, D.ffn_norm, h, T, d);
@@ -308,19 +303,19 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
     if (!E.mlp_sparse) {
       matmul(D.gate, h, T, gate);
       matmul(D.up, h, T, up);
-      e_->launch(GluK{gate, up, gate, T * ff, act, thr}, Grid{blocks(T * ff, kNtElem), 1, kNtElem, 0});
+      e_->launch(GluK{gate, up, gate, T * ff, act, thr}, elementwise(T * ff));
       matmul(D.down, gate, T, o);
     } else {
       const int64_t m = static_cast<int64_t>(E.mlp_neurons.size());
       const int32_t* rows = stage(rows_m_, E.mlp_neurons);
       matmul(D.gate, h, T, gate, rows, m);
       matmul(D.up, h, T, up, rows, m);
-      e_->launch(GluK{gate, up, gate, T * m, act, thr}, Grid{blocks(T * m, kNtElem), 1, kNtElem, 0});
+      e_->launch(GluK{gate, up, gate, T * m, act, thr}, elementwise(T * m));
       const DW& wt = transposed(l, true);
       e_->launch(GatherAxpyK{wt.wt, wt.data.get<uint8_t>(), wt.row_stride, d, rows, m, gate, o}, Grid{blocks(d, kNtElem), T, kNtElem, 0});
     }
     if (c.post_norms) rmsnorm(o, D.post_ffn_norm, o, T, d);
-    e_->launch(AddK{x, o, T * d}, Grid{blocks(T * d, kNtElem), 1, kNtElem, 0});
+    e_->launch(AddK{x, o, T * d}, elementwise(T * d));
   }
   cache.advance(T);
 
@@ -332,7 +327,7 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
   DW& head = c.tied_embeddings ? embd_ : head_;
   matmul(head, h, rows, logits_.get<float>());
   if (c.final_softcap > 0.f)
-    e_->launch(ScaleK{logits_.get<float>(), rows * c.n_vocab, 1.f, c.final_softcap}, Grid{blocks(rows * c.n_vocab, kNtElem), 1, kNtElem, 0});
+    e_->launch(ScaleK{logits_.get<float>(), rows * c.n_vocab, 1.f, c.final_softcap}, elementwise(rows * c.n_vocab));
   out.n_vocab = c.n_vocab;
   out.n_rows = rows;
   out.data.resize(static_cast<size_t>(rows * c.n_vocab));

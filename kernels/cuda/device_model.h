@@ -56,8 +56,13 @@ class DeviceModel final : public DeviceBackend {
   };
   DW upload(const WeightView& w);
   DevBuf upload_vec(const std::vector<float>& v);
+  // Uploads `host` into buf (grown as needed); returns the device copy.
   template <class T>
-  T* stage(DevBuf& buf, const std::vector<T>& host);
+  T* stage(DevBuf& buf, std::span<const T> host);
+  template <class T>
+  T* stage(DevBuf& buf, const std::vector<T>& host) {
+    return stage(buf, std::span<const T>(host));
+  }
   // Y[t][r] = W[rows(r)][:] . X[t][:]; row_ids (device) selects rows (n_rows of them) or null = all.
   void matmul(DW& w, const float* X, int64_t T, float* Y, const int32_t* row_ids = nullptr, int64_t n_rows = -1);
   void rmsnorm(const float* x, const DevBuf& w, float* y, int64_t rows, int64_t n);
