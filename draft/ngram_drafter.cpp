@@ -15,9 +15,9 @@ NgramDrafter::NgramDrafter(NgramConfig cfg) : cfg_(cfg) {
 }
 
 std::string NgramDrafter::describe() const {
-  if (cfg_.per_match > 0)
-    return fmt::format("ngram:min={},max={},branches={},per_match={}", cfg_.min_ngram, cfg_.max_ngram, cfg_.branches, cfg_.per_match);
-  return fmt::format("ngram:min={},max={},branches={}", cfg_.min_ngram, cfg_.max_ngram, cfg_.branches);
+  std::string d = fmt::format("ngram:min={},max={},branches={}", cfg_.min_ngram, cfg_.max_ngram, cfg_.branches);
+  if (cfg_.per_match > 0) d += fmt::format(",per_match={}", cfg_.per_match);
+  return d;
 }
 
 void NgramDrafter::propose(const DraftContext& ctx, int64_t max_k, Draft& out) {

@@ -208,22 +208,18 @@ class DejaVuStrategy::Hook : public LayerHook {
     const size_t li = static_cast<size_t>(l);
     const auto& P = p_.layers[li];
     const int64_t T = X.cols();
-    if (mk_[li] < p_.n_ff) {
+    // Logits of one predictor (skipped when its budget keeps every unit): the q8 net or the f32 one.
+    auto run = [&](int64_t keep, int64_t n, const auto& net, const auto& qnet, Eigen::MatrixXf& z) {
+      if (keep >= n) return;
       if (o_.q8) {
-        zm_[li].resize(p_.n_ff, T);
-        qm_[li].forward(X.data(), T, zm_[li].data());
+        z.resize(n, T);
+        qnet.forward(X.data(), T, z.data());
       } else {
-        P.mlp.forward(X, H_, zm_[li]);
+        net.forward(X, H_, z);
       }
-    }
-    if (hk_[li] < p_.n_head) {
-      if (o_.q8) {
-        zh_[li].resize(p_.n_head, T);
-        qh_[li].forward(X.data(), T, zh_[li].data());
-      } else {
-        P.heads.forward(X, H_, zh_[li]);
-      }
-    }
+    };
+    run(mk_[li], p_.n_ff, P.mlp, qm_[li], zm_[li]);
+    run(hk_[li], p_.n_head, P.heads, qh_[li], zh_[li]);
   }
   // Per-token keep masks [T][n] (1 = kept): each column's top-k (plus, for select=threshold, every unit
   // whose logit reaches the threshold).
