@@ -13,6 +13,7 @@
 #include "core/tokenizer.h"
 #include "draft/registry.h"
 #include "kernels/cuda/device.h"
+#include "tests/kernels/device_model_util.h"
 #include "tests/sparsity/relu_tiny_model.h"
 #include "tests/test_util.h"
 #include "verify/speculative.h"
@@ -26,26 +27,13 @@ namespace {
     if (!cuda::device_info().available) GTEST_SKIP() << "no GPU: " << cuda::device_info().reason;         \
   } while (0)
 
-std::unique_ptr<Model> load(const std::string& path, Device d, WeightsDType w = WeightsDType::Native, bool tok = false) {
-  LoadOptions lo;
-  lo.load_tokenizer = tok;
-  lo.device = d;
-  lo.weights_dtype = w;
-  return Model::load(path, lo);
-}
-
-std::vector<float> step(Model& m, KvCache& c, const std::vector<Token>& toks, int32_t pos0) {
-  std::vector<Pos> pos(toks.size());
-  for (size_t i = 0; i < pos.size(); ++i) pos[i] = pos0 + static_cast<int32_t>(i);
-  Logits l;
-  m.forward(toks, pos, c, nullptr, l, {});
-  return l.data;
-}
+using test::load_on;
+std::vector<float> step(Model& m, KvCache& c, const std::vector<Token>& toks, int32_t pos0) { return test::forward_logits(m, c, toks, pos0); }
 
 TEST(CudaDeviceForward, TinyModelMatchesEmulatorAndCpu) {
   SKIP_WITHOUT_GPU();
   const std::string dir = test::TinyReluModel::write("specula_cuda_dev_fwd", "silu", 5);
-  auto cpu = load(dir, Device::Cpu), emu = load(dir, Device::CudaEmulated), gpu = load(dir, Device::Cuda);
+  auto cpu = load_on(dir, Device::Cpu), emu = load_on(dir, Device::CudaEmulated), gpu = load_on(dir, Device::Cuda);
   KvCache cc = cpu->make_cache(200), ec = emu->make_cache(200), gc = gpu->make_cache(200);
   std::vector<Token> prompt(150);  // past the GEMV limit: the cuBLAS path
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<Token>((7 * i + 3) % test::TinyReluModel::V);
@@ -65,8 +53,8 @@ void greedy_equal_case(const char* file) {
   SKIP_WITHOUT_GPU();
   const std::string path = test::model_path(file);
   if (path.empty()) GTEST_SKIP() << file << " not installed";
-  auto cpu = load(path, Device::Cpu, WeightsDType::F32, true);
-  auto gpu = load(path, Device::Cuda);
+  auto cpu = load_on(path, Device::Cpu, WeightsDType::F32, true);
+  auto gpu = load_on(path, Device::Cuda);
   for (const char* text : {"The history of the printing press begins", "def fibonacci(n):", "Translate to French: good morning"}) {
     const std::vector<Token> prompt = cpu->tokenizer().encode(text, true, false);
     GenerateConfig gc;
@@ -107,7 +95,7 @@ TEST(CudaDeviceForward, SpeculativeGreedyEqualsPlainGreedyOnTheGpu) {
   SKIP_WITHOUT_GPU();
   const std::string path = test::model_path(test::kSmolLM2);
   if (path.empty()) GTEST_SKIP() << "SmolLM2 not installed";
-  auto gpu = load(path, Device::Cuda, WeightsDType::Native, true);
+  auto gpu = load_on(path, Device::Cuda, WeightsDType::Native, true);
   const std::vector<Token> prompt = gpu->tokenizer().encode("List the days of the week: Monday, Tuesday,", true, false);
   GenerateConfig gc;
   gc.max_tokens = 64;

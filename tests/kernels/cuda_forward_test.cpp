@@ -15,6 +15,7 @@
 #include "draft/registry.h"
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
+#include "tests/kernels/device_model_util.h"
 #include "tests/sparsity/relu_tiny_model.h"
 #include "tests/test_util.h"
 #include "verify/speculative.h"
@@ -30,26 +31,8 @@ using test::TinyReluModel;
 // model. A wrong index, offset or mask gives NMSE of order 1e-2 .. 1.
 constexpr double kTol = 1e-6;
 
-std::unique_ptr<Model> load(const std::string& path, Device d, WeightsDType w = WeightsDType::Native) {
-  LoadOptions lo;
-  lo.load_tokenizer = false;
-  lo.device = d;
-  lo.weights_dtype = w;
-  return Model::load(path, lo);
-}
-
-std::vector<float> run(Model& m, KvCache& cache, const std::vector<Token>& toks, int32_t pos0, const ExecPlan* plan = nullptr,
-                       const uint8_t* mask = nullptr, std::vector<Pos> pos = {}) {
-  if (pos.empty()) {
-    pos.resize(toks.size());
-    std::iota(pos.begin(), pos.end(), pos0);
-  }
-  Logits l;
-  ForwardOptions fo;
-  fo.mask = mask;
-  m.forward(toks, pos, cache, plan, l, fo);
-  return l.data;
-}
+using test::forward_logits;
+using test::load_on;
 
 int32_t argmax(const std::vector<float>& v, int64_t row, int64_t n) {
   return static_cast<int32_t>(std::max_element(v.begin() + row * n, v.begin() + (row + 1) * n) - (v.begin() + row * n));
@@ -90,8 +73,8 @@ class CudaForwardEmulated : public ::testing::Test {
     // One directory per test: ctest runs the tests of this fixture in parallel processes.
     dir_ = TinyReluModel::write(std::string("specula_cuda_fwd_") + ::testing::UnitTest::GetInstance()->current_test_info()->name(),
                                 "silu", 5);
-    cpu_ = load(dir_, Device::Cpu);
-    dev_ = load(dir_, Device::CudaEmulated);
+    cpu_ = load_on(dir_, Device::Cpu);
+    dev_ = load_on(dir_, Device::CudaEmulated);
   }
   std::string dir_;
   std::unique_ptr<Model> cpu_, dev_;
@@ -105,13 +88,13 @@ TEST_F(CudaForwardEmulated, DecodeAndMultiTokenPassesMatchTheCpuEngine) {
     KvCache cc = cpu_->make_cache(64, kd), dc = dev_->make_cache(64, kd);
     ASSERT_NE(dc.device_store(), nullptr);
     const std::vector<Token> prompt = {1, 7, 22, 5, 40, 13};
-    const auto a = run(*cpu_, cc, prompt, 0), b = run(*dev_, dc, prompt, 0);
+    const auto a = forward_logits(*cpu_, cc, prompt, 0), b = forward_logits(*dev_, dc, prompt, 0);
     ASSERT_EQ(a.size(), b.size());
     EXPECT_LT(nmse(b, a), kTol);
     for (int64_t t = 0; t < 6; ++t) EXPECT_EQ(argmax(a, t, V), argmax(b, t, V));
     Token next = argmax(a, 5, V);
     for (int32_t p = 6; p < 12; ++p) {
-      const auto x = run(*cpu_, cc, {next}, p), y = run(*dev_, dc, {next}, p);
+      const auto x = forward_logits(*cpu_, cc, {next}, p), y = forward_logits(*dev_, dc, {next}, p);
       EXPECT_LT(nmse(y, x), kTol) << "position " << p;
       EXPECT_EQ(argmax(x, 0, V), argmax(y, 0, V));
       next = argmax(x, 0, V);
@@ -125,10 +108,10 @@ TEST_F(CudaForwardEmulated, ATokenGetsTheSameBitsAloneAsInAVerificationPass) {
   const std::vector<Token> toks = {3, 9, 27, 4, 18};
   std::vector<float> seq;
   for (int32_t p = 0; p < 5; ++p) {
-    const auto l = run(*dev_, one, {toks[static_cast<size_t>(p)]}, p);
+    const auto l = forward_logits(*dev_, one, {toks[static_cast<size_t>(p)]}, p);
     seq.insert(seq.end(), l.begin(), l.end());
   }
-  EXPECT_EQ(run(*dev_, batch, toks, 0), seq);  // bit-identical: GEMV per (row, token), same reductions
+  EXPECT_EQ(forward_logits(*dev_, batch, toks, 0), seq);  // bit-identical: GEMV per (row, token), same reductions
 }
 
 TEST_F(CudaForwardEmulated, LongPassesRunCublasGemmAndMatchTheCpuEngine) {
@@ -136,17 +119,17 @@ TEST_F(CudaForwardEmulated, LongPassesRunCublasGemmAndMatchTheCpuEngine) {
   std::vector<Token> toks(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) toks[static_cast<size_t>(i)] = static_cast<Token>((11 * i + 3) % V);
   KvCache cc = cpu_->make_cache(T + 2), dc = dev_->make_cache(T + 2);
-  const auto a = run(*cpu_, cc, toks, 0), b = run(*dev_, dc, toks, 0);
+  const auto a = forward_logits(*cpu_, cc, toks, 0), b = forward_logits(*dev_, dc, toks, 0);
   EXPECT_LT(nmse(b, a), kTol);
-  const auto x = run(*cpu_, cc, {5}, static_cast<int32_t>(T)), y = run(*dev_, dc, {5}, static_cast<int32_t>(T));
+  const auto x = forward_logits(*cpu_, cc, {5}, static_cast<int32_t>(T)), y = forward_logits(*dev_, dc, {5}, static_cast<int32_t>(T));
   EXPECT_LT(nmse(y, x), kTol);
 }
 
 TEST_F(CudaForwardEmulated, TreeMasksCloneAndSlotMovesMatchTheCpuEngine) {
   KvCache cc = cpu_->make_cache(32), dc = dev_->make_cache(32);
   const std::vector<Token> prompt = {2, 8, 30, 11};
-  run(*cpu_, cc, prompt, 0);
-  run(*dev_, dc, prompt, 0);
+  forward_logits(*cpu_, cc, prompt, 0);
+  forward_logits(*dev_, dc, prompt, 0);
   // A tree: root r at depth 0, two children (depth 1), one grandchild under the second child.
   const std::vector<Token> nodes = {17, 23, 44, 9};
   const std::vector<Pos> pos = {4, 5, 5, 6};
@@ -159,7 +142,7 @@ TEST_F(CudaForwardEmulated, TreeMasksCloneAndSlotMovesMatchTheCpuEngine) {
   }
   KvCache dclone = dc;  // device copy before the tree pass
   ASSERT_NE(dclone.device_store(), dc.device_store());
-  const auto a = run(*cpu_, cc, nodes, 0, nullptr, mask.data(), pos), b = run(*dev_, dc, nodes, 0, nullptr, mask.data(), pos);
+  const auto a = forward_logits(*cpu_, cc, nodes, 0, nullptr, mask.data(), pos), b = forward_logits(*dev_, dc, nodes, 0, nullptr, mask.data(), pos);
   EXPECT_LT(nmse(b, a), kTol);
   // Accept root, second child, grandchild: move slots 6, 7 to 5, 6 and continue.
   for (KvCache* c : {&cc, &dc}) {
@@ -167,12 +150,12 @@ TEST_F(CudaForwardEmulated, TreeMasksCloneAndSlotMovesMatchTheCpuEngine) {
     c->move_slot(7, 6);
     c->truncate(7);
   }
-  const auto x = run(*cpu_, cc, {12}, 7), y = run(*dev_, dc, {12}, 7);
+  const auto x = forward_logits(*cpu_, cc, {12}, 7), y = forward_logits(*dev_, dc, {12}, 7);
   EXPECT_LT(nmse(y, x), kTol);
   // The clone was not touched by the tree pass: it continues like a fresh cache.
   KvCache fresh = dev_->make_cache(32);
-  run(*dev_, fresh, prompt, 0);
-  EXPECT_EQ(run(*dev_, dclone, {17}, 4), run(*dev_, fresh, {17}, 4));
+  forward_logits(*dev_, fresh, prompt, 0);
+  EXPECT_EQ(forward_logits(*dev_, dclone, {17}, 4), forward_logits(*dev_, fresh, {17}, 4));
 }
 
 TEST_F(CudaForwardEmulated, SkipEarlyExitAndSparseHooksMatchTheCpuEngine) {
@@ -183,7 +166,7 @@ TEST_F(CudaForwardEmulated, SkipEarlyExitAndSparseHooksMatchTheCpuEngine) {
   exit1.exit_after = 1;
   for (const ExecPlan* p : {&skip, &exit1}) {
     KvCache cc = cpu_->make_cache(16), dc = dev_->make_cache(16);
-    EXPECT_LT(nmse(run(*dev_, dc, prompt, 0, p), run(*cpu_, cc, prompt, 0, p)), kTol);
+    EXPECT_LT(nmse(forward_logits(*dev_, dc, prompt, 0, p), forward_logits(*cpu_, cc, prompt, 0, p)), kTol);
   }
   // Deja Vu index sets: gathered GEMV rows, gathered heads, GatherAxpy over transposed W_down / W_o.
   SubsetHook hc(TinyReluModel::FF, TinyReluModel::H, 9), hd(TinyReluModel::FF, TinyReluModel::H, 9);
@@ -191,11 +174,11 @@ TEST_F(CudaForwardEmulated, SkipEarlyExitAndSparseHooksMatchTheCpuEngine) {
   pc.hook = &hc;
   pd.hook = &hd;
   KvCache cc = cpu_->make_cache(16), dc = dev_->make_cache(16);
-  const auto a = run(*cpu_, cc, prompt, 0, &pc), b = run(*dev_, dc, prompt, 0, &pd);
+  const auto a = forward_logits(*cpu_, cc, prompt, 0, &pc), b = forward_logits(*dev_, dc, prompt, 0, &pd);
   EXPECT_LT(nmse(b, a), kTol);
   EXPECT_FLOAT_EQ(hd.seen_x_sum_, hc.seen_x_sum_);  // the hook saw the same residual stream
   KvCache dense = dev_->make_cache(16);
-  EXPECT_GT(nmse(run(*dev_, dense, prompt, 0), b), 1e-4);  // and the subsets did change the result
+  EXPECT_GT(nmse(forward_logits(*dev_, dense, prompt, 0), b), 1e-4);  // and the subsets did change the result
 }
 
 TEST_F(CudaForwardEmulated, SpeculativeGreedyEqualsPlainGreedyOnTheDevice) {
@@ -229,21 +212,21 @@ TEST_F(CudaForwardEmulated, WhatRunsOnTheCpuOnlyIsAClearError) {
   ExecPlan p;
   p.hook = &tap;
   KvCache dc = dev_->make_cache(8), cc = cpu_->make_cache(8);
-  test::expect_error([&] { run(*dev_, dc, {1, 2}, 0, &p); }, {"device", "observes activations", "CPU only"});
+  test::expect_error([&] { forward_logits(*dev_, dc, {1, 2}, 0, &p); }, {"device", "observes activations", "CPU only"});
   class Replacing : public LayerHook {
    public:
     void plan_layer(int64_t, const float*, int64_t, LayerExec& e) override { e.replace = true; }
   } rep;
   p.hook = &rep;
-  test::expect_error([&] { run(*dev_, dc, {1, 2}, 0, &p); }, {"layer replacement", "CPU only"});
-  test::expect_error([&] { run(*dev_, cc, {1, 2}, 0); }, {"KV cache", "CPU model"});
-  test::expect_error([&] { run(*cpu_, dc, {1, 2}, 0); }, {"KV cache", "device"});
+  test::expect_error([&] { forward_logits(*dev_, dc, {1, 2}, 0, &p); }, {"layer replacement", "CPU only"});
+  test::expect_error([&] { forward_logits(*dev_, cc, {1, 2}, 0); }, {"KV cache", "CPU model"});
+  test::expect_error([&] { forward_logits(*cpu_, dc, {1, 2}, 0); }, {"KV cache", "device"});
 }
 
 TEST(CudaForward, CudaDeviceWithoutAGpuIsAOneLineError) {
   if (cuda::device_info().available) GTEST_SKIP() << "a GPU is present: cuda_device_test.cpp runs the device";
   const std::string dir = TinyReluModel::write("specula_cuda_nogpu", "silu");
-  test::expect_error([&] { load(dir, Device::Cuda); }, {"cuda"});
+  test::expect_error([&] { load_on(dir, Device::Cuda); }, {"cuda"});
   test::expect_error([&] { parse_device("tpu"); }, {"tpu", "cpu", "cuda"});
 }
 
@@ -252,20 +235,20 @@ TEST(CudaForward, CudaDeviceWithoutAGpuIsAOneLineError) {
 void real_model_case(const char* file) {
   const std::string path = test::model_path(file);
   if (path.empty()) GTEST_SKIP() << file << " not installed";
-  auto cpu = load(path, Device::Cpu, WeightsDType::F32);
-  auto dev = load(path, Device::CudaEmulated);
+  auto cpu = load_on(path, Device::Cpu, WeightsDType::F32);
+  auto dev = load_on(path, Device::CudaEmulated);
   const int64_t n_vocab = cpu->config().n_vocab;
   KvCache cc = cpu->make_cache(16), dc = dev->make_cache(16);
   const std::vector<Token> prompt = {2, 651, 3139, 576};
   std::vector<Token> p2(prompt);
   for (auto& t : p2) t = static_cast<Token>(t % n_vocab);
-  const auto a = run(*cpu, cc, p2, 0), b = run(*dev, dc, p2, 0);
+  const auto a = forward_logits(*cpu, cc, p2, 0), b = forward_logits(*dev, dc, p2, 0);
   EXPECT_LT(nmse(b, a), kTol) << file;
   std::printf("[%s emulated vs CPU f32: prompt logits NMSE %.2e]\n", file, nmse(b, a));
   Token next = argmax(a, 3, n_vocab);
   EXPECT_EQ(argmax(b, 3, n_vocab), next);
   for (int32_t p = 4; p < 6; ++p) {
-    const auto x = run(*cpu, cc, {next}, p), y = run(*dev, dc, {next}, p);
+    const auto x = forward_logits(*cpu, cc, {next}, p), y = forward_logits(*dev, dc, {next}, p);
     EXPECT_LT(nmse(y, x), kTol) << file << " position " << p;
     EXPECT_EQ(argmax(x, 0, n_vocab), argmax(y, 0, n_vocab));
     next = argmax(x, 0, n_vocab);

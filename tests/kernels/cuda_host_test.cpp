@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <tuple>
 #include <numeric>
 #include <random>
@@ -246,6 +247,100 @@ TEST(CudaHost, GatedActivations) {
     if (gelu) ref::gelu_tanh_mul(g.data(), u.data(), yr.data(), n);
     else ref::silu_mul(g.data(), u.data(), yr.data(), n);
     EXPECT_LT(max_rel_err(y, yr), 1e-6);
+  }
+}
+
+TEST(CudaHost, ReluFamilyActivationsWithThresholds) {
+  const int64_t n = 999;
+  const auto g = randn(n, 3, 2.f), u = randn(n, 4);
+  for (GluAct act : {GluAct::ReLU, GluAct::ReLU2, GluAct::DReLU})
+    for (float thr : {0.f, 0.3f}) {
+      std::vector<float> y(n), yr(n);
+      emulate(GluK{g.data(), u.data(), y.data(), n, static_cast<int>(act), thr}, (n + 63) / 64, 1, 64, 0);
+      for (int64_t i = 0; i < n; ++i) {  // Model::activate's definitions
+        const float gi = g[static_cast<size_t>(i)], ui = u[static_cast<size_t>(i)];
+        const float r = act == GluAct::ReLU2 ? (gi > thr ? gi * gi : 0.f) : (gi > thr ? gi : 0.f);
+        yr[static_cast<size_t>(i)] = act == GluAct::DReLU ? r * (ui > thr ? ui : 0.f) : r * ui;
+      }
+      EXPECT_EQ(y, yr) << static_cast<int>(act) << " thr " << thr;
+    }
+}
+
+TEST(CudaHost, GemvGatheredRowsAreTheFullRows) {
+  for (DType t : {DType::F16, DType::Q4_1}) {
+    const int64_t rows = 40, cols = 64, T = 3;
+    const auto wf = randn(static_cast<size_t>(rows * cols), 5, 0.5f);
+    const int64_t rb = row_bytes(t, cols);
+    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
+    for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+    const auto x = randn(static_cast<size_t>(T * cols), 6);
+    std::vector<float> full(static_cast<size_t>(T * rows));
+    emulate(GemvK{static_cast<WType>(t), w.data(), rb, rows, cols, x.data(), full.data()}, rows, T, 32, 32);
+    const std::vector<int32_t> ids = {0, 3, 17, 18, 39};
+    const int64_t m = static_cast<int64_t>(ids.size());
+    std::vector<float> y(static_cast<size_t>(T * m));
+    emulate(GemvK{static_cast<WType>(t), w.data(), rb, m, cols, x.data(), y.data(), ids.data()}, m, T, 32, 32);
+    for (int64_t tt = 0; tt < T; ++tt)
+      for (int64_t j = 0; j < m; ++j)
+        EXPECT_EQ(y[static_cast<size_t>(tt * m + j)], full[static_cast<size_t>(tt * rows + ids[static_cast<size_t>(j)])]);
+  }
+}
+
+TEST(CudaHost, EmbeddingRowsAndDequantMatchDequantizeRow) {
+  const int64_t rows = 9, cols = 96;
+  for (DType t : {DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0})
+    for (int nt : {1, 64}) {
+      const auto wf = randn(static_cast<size_t>(rows * cols), 2, 0.7f);
+      const int64_t rb = row_bytes(t, cols);
+      std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
+      for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+      std::vector<float> wd(static_cast<size_t>(rows * cols)), all(wd.size());
+      for (int64_t r = 0; r < rows; ++r) ref::dequantize_row(t, w.data() + r * rb, wd.data() + r * cols, cols);
+      emulate(DequantK{static_cast<WType>(t), w.data(), rb, cols, all.data()}, rows, 1, nt, 0);
+      EXPECT_EQ(all, wd) << dtype_traits(t).name;
+      const std::vector<int32_t> tokens = {4, 0, 8, 4};
+      for (float scale : {1.f, 2.5f}) {
+        std::vector<float> e(tokens.size() * static_cast<size_t>(cols));
+        emulate(EmbedK{static_cast<WType>(t), w.data(), rb, cols, tokens.data(), scale, e.data()}, 4, 1, nt, 0);
+        for (size_t i = 0; i < tokens.size(); ++i)
+          for (int64_t c = 0; c < cols; ++c)
+            EXPECT_EQ(e[i * static_cast<size_t>(cols) + static_cast<size_t>(c)], wd[static_cast<size_t>(tokens[i] * cols + c)] * scale);
+      }
+    }
+}
+
+TEST(CudaHost, KvStoreRoundsLikeFp32ToFp16) {
+  auto src = randn(1001, 9, 3.f);
+  src[0] = 65519.f;  // rounds to the largest half
+  src[1] = 65520.f;  // rounds to inf
+  src[2] = 3e-6f;    // subnormal half
+  src[3] = -0.f;
+  src[4] = std::numeric_limits<float>::infinity();
+  const int64_t n = static_cast<int64_t>(src.size());
+  std::vector<uint8_t> h(static_cast<size_t>(2 * n)), f(static_cast<size_t>(4 * n));
+  emulate(KvStoreK{src.data(), h.data(), n, true}, (n + 127) / 128, 1, 128, 0);
+  emulate(KvStoreK{src.data(), f.data(), n, false}, (n + 127) / 128, 1, 128, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t got;
+    std::memcpy(&got, h.data() + 2 * i, 2);
+    EXPECT_EQ(got, ref::fp32_to_fp16(src[static_cast<size_t>(i)])) << i;
+  }
+  EXPECT_EQ(0, std::memcmp(f.data(), src.data(), f.size()));
+}
+
+TEST(CudaHost, AddAndScaleOrSoftcap) {
+  const int64_t n = 517;
+  const auto a = randn(n, 10, 4.f), b = randn(n, 11);
+  std::vector<float> y(a), yr(a);
+  emulate(AddK{y.data(), b.data(), n}, (n + 63) / 64, 1, 64, 0);
+  for (int64_t i = 0; i < n; ++i) yr[static_cast<size_t>(i)] += b[static_cast<size_t>(i)];
+  EXPECT_EQ(y, yr);
+  std::vector<float> s(a), c(a);
+  emulate(ScaleK{s.data(), n, 0.125f, 0.f}, (n + 63) / 64, 1, 64, 0);
+  emulate(ScaleK{c.data(), n, 1.f, 3.f}, (n + 63) / 64, 1, 64, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(s[static_cast<size_t>(i)], a[static_cast<size_t>(i)] * 0.125f);
+    EXPECT_EQ(c[static_cast<size_t>(i)], 3.f * std::tanh(a[static_cast<size_t>(i)] / 3.f));
   }
 }
 
