@@ -45,7 +45,8 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
   const double t1 = now_s();
   const Tokenizer* tok = model.has_tokenizer() ? &model.tokenizer() : nullptr;
   for (int64_t i = 0; i < gc.max_tokens; ++i) {
-    const Token next = sampler.sample(logits.row(logits.n_rows - 1), history, rng);
+    // Greedy without penalty: the decode passes return only the argmax (ForwardOptions::argmax_only).
+    const Token next = logits.argmax.empty() ? sampler.sample(logits.row(logits.n_rows - 1), history, rng) : logits.argmax.back();
     r.tokens.push_back(next);
     history.push_back(next);
     if (on_token) on_token(next);
@@ -57,6 +58,7 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
     const Pos p = static_cast<Pos>(cache.size());
     ForwardOptions fo;
     fo.logits = LogitsFor::Last;
+    fo.argmax_only = sampler.argmax_only();
     model.forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, gc.plan, logits, fo);
   }
   r.decode_s = now_s() - t1;

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/gguf.h"
 #include "core/safetensors.h"
+#include "core/sampler.h"
 #include "core/tokenizer.h"
 #include "kernels/cpu/quant_hwy.h"
 #include "kernels/cpu/vec_dot_hwy.h"
@@ -424,6 +425,18 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     fail("context full: {} cached + {} new tokens exceed the context length {}", n_past, T, cache.capacity());
   for (Token t : tokens)
     if (t < 0 || t >= cfg_.n_vocab) fail("token id {} out of range [0, {})", t, cfg_.n_vocab);
+  if (!fo.greedy_parents.empty()) {
+    if (!fo.argmax_only || fo.logits != LogitsFor::All)
+      fail("forward: greedy_parents needs argmax_only and logits for all rows");
+    if (static_cast<int64_t>(fo.greedy_parents.size()) != T - 1)
+      fail("forward: {} draft parents for a pass of {} tokens (expected {})", fo.greedy_parents.size(), T, T - 1);
+    for (size_t j = 0; j < fo.greedy_parents.size(); ++j)
+      if (fo.greedy_parents[j] < -1 || fo.greedy_parents[j] >= static_cast<int32_t>(j))
+        fail("forward: draft node {} has parent {} (expected -1 <= parent < {})", j, fo.greedy_parents[j], j);
+  }
+  out.argmax.clear();
+  out.greedy_path.clear();
+  out.greedy_next = -1;
   if (dev_) {
     if (!cache.device_store()) fail("forward on device {}: the KV cache was made by a CPU model (use this model's make_cache)", dev_->name());
     dev_->forward(tokens, positions, cache, plan, out, fo);
@@ -667,6 +680,8 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
   ops::matmul(head.view, S.h.data(), rows, out.data.data());
   if (c.final_softcap > 0.f)
     for (auto& v : out.data) v = c.final_softcap * std::tanh(v / c.final_softcap);
+  if (fo.argmax_only)
+    for (int64_t r = 0; r < rows; ++r) out.argmax.push_back(Sampler::argmax(out.row(r)));
 }
 
 }  // namespace specula

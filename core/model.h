@@ -58,7 +58,16 @@ struct LayerWeights {
 struct Logits {
   int64_t n_vocab = 0;
   int64_t n_rows = 0;
-  std::vector<float> data;
+  std::vector<float> data;  // n_rows x n_vocab; empty after an argmax-only pass on a device
+  // ForwardOptions::argmax_only: the index of each row's largest logit (first one on ties, as
+  // Sampler::argmax), n_rows of them.
+  std::vector<int32_t> argmax;
+  // ForwardOptions::greedy_parents: the greedy acceptance of the draft in rows 1.. (GreedyVerifier
+  // without repetition penalty): the accepted draft nodes, root to leaf, and the target's token after
+  // them. greedy_next < 0: not computed by the pass (the verifier walks `argmax` itself).
+  std::vector<int32_t> greedy_path;
+  int32_t greedy_next = -1;
+  bool has_rows() const { return static_cast<int64_t>(data.size()) == n_rows * n_vocab; }
   std::span<const float> row(int64_t i) const {
     return {data.data() + i * n_vocab, static_cast<size_t>(n_vocab)};
   }
@@ -71,6 +80,13 @@ struct ForwardOptions {
   // Optional explicit attention mask [T][cache.size() + T] (1 = may attend); null = causal by
   // position (plus sliding window on SWA layers). Tree verification passes its own.
   const uint8_t* mask = nullptr;
+  // Greedy decoding needs only each row's argmax: fill Logits::argmax. The rows themselves may not come
+  // back (a device pass sends back only the indices, not n_rows x n_vocab floats); the CPU keeps them.
+  bool argmax_only = false;
+  // With argmax_only and LogitsFor::All on a verification pass [root, draft nodes...]: the parent of each
+  // draft node (T - 1 of them; -1 = the root, parents precede children). A device then also runs the
+  // greedy acceptance (Logits::greedy_path / greedy_next), so only the accepted path crosses to the host.
+  std::span<const int32_t> greedy_parents = {};
 };
 
 class Model {

@@ -103,7 +103,7 @@ Token Sampler::sample_from(std::span<const float> probs, Rng& rng) {
 }
 
 Token Sampler::sample(std::span<const float> logits, std::span<const Token> history, Rng& rng) const {
-  if (cfg_.greedy() && cfg_.repetition_penalty == 1.f) return argmax(logits);
+  if (argmax_only()) return argmax(logits);
   std::vector<float> probs;
   distribution(logits, history, probs);
   if (cfg_.greedy()) return argmax(probs);

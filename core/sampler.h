@@ -38,6 +38,9 @@ class Sampler {
  public:
   explicit Sampler(SamplerConfig cfg);
   const SamplerConfig& config() const { return cfg_; }
+  // Greedy without repetition penalty: sample() is the argmax of the logits, nothing else (a forward
+  // pass may then return only the argmax, ForwardOptions::argmax_only).
+  bool argmax_only() const { return cfg_.greedy() && cfg_.repetition_penalty == 1.f; }
 
   // Final sampling distribution over the vocabulary (sums to 1). Greedy: one-hot at the argmax.
   void distribution(std::span<const float> logits, std::span<const Token> history, std::vector<float>& probs) const;

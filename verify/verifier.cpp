@@ -23,13 +23,28 @@ void GreedyVerifier::accept(const Draft& draft, const Logits& logits, std::span<
                             const Sampler& sampler, Rng& rng, Accepted& out) {
   out.clear();
   index_children(draft);
+  if (logits.greedy_next >= 0) {  // accepted on the device
+    for (int32_t c : logits.greedy_path) {
+      if (c < 0 || c >= draft.size()) fail("greedy acceptance from the device names draft node {} of {}", c, draft.size());
+      out.tokens.push_back(draft.nodes[static_cast<size_t>(c)].token);
+      out.path.push_back(c);
+    }
+    out.n_accepted = static_cast<int64_t>(out.path.size());
+    out.tokens.push_back(logits.greedy_next);
+    out.all_accepted = first_child(out.path.empty() ? -1 : out.path.back()) < 0;
+    return;
+  }
   const bool penalty = sampler.config().repetition_penalty != 1.f;
   if (penalty) hist_.assign(history.begin(), history.end());
+  if (static_cast<int64_t>(logits.argmax.size()) != draft.size() + 1 && !logits.has_rows())
+    fail("greedy verification: the pass returned neither logits nor an argmax for each of its {} rows", draft.size() + 1);
+  const bool by_index = !penalty && !logits.argmax.empty();
   int32_t cur = -1;
   for (;;) {
-    auto row = logits.row(cur + 1);
     // The token plain greedy decoding would emit here (argmax, after the repetition penalty if any).
-    const Token t = penalty ? sampler.sample(row, hist_, rng) : Sampler::argmax(row);
+    const Token t = by_index ? logits.argmax[static_cast<size_t>(cur + 1)]
+                    : penalty ? sampler.sample(logits.row(cur + 1), hist_, rng)
+                              : Sampler::argmax(logits.row(cur + 1));
     int32_t c = first_child(cur);
     while (c >= 0 && draft.nodes[static_cast<size_t>(c)].token != t) c = next_sibling(c);
     out.tokens.push_back(t);

@@ -8,7 +8,9 @@
 // repetition penalty / temperature / top-k / top-p / min-p apply exactly as in plain decoding.
 //
 //  * GreedyVerifier: the target's token at each node (Sampler::sample, i.e. argmax); descend into the
-//    child carrying that token if there is one. Output = plain greedy decoding, token for token.
+//    child carrying that token if there is one. Output = plain greedy decoding, token for token. Without
+//    a repetition penalty it reads only Logits::argmax, or takes the acceptance the pass computed on the
+//    device (Logits::greedy_path / greedy_next, the same rule run by GreedyAcceptK).
 //  * SpeculativeSamplingVerifier (lossless sampling; Leviathan et al. / Chen et al., and for trees the
 //    multi-round scheme of SpecInfer): at a node with target distribution p, try the children in order;
 //    child x with draft distribution q_x is accepted with probability min(1, p(x)/q_x(x)); on rejection
@@ -59,6 +61,9 @@ class Verifier {
   virtual ~Verifier() = default;
   virtual std::string name() const = 0;
   virtual bool lossy() const = 0;
+  // True when accept() needs only each row's argmax (Logits::argmax, ForwardOptions::argmax_only) and
+  // can take the acceptance computed by the pass itself (Logits::greedy_path, ForwardOptions::greedy_parents).
+  virtual bool argmax_only(const Sampler&) const { return false; }
   // `history`: committed tokens (prompt + generated, incl. the root). Fills `out`.
   virtual void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler,
                       Rng& rng, Accepted& out) = 0;
@@ -76,6 +81,7 @@ class GreedyVerifier : public Verifier {
  public:
   std::string name() const override { return "greedy"; }
   bool lossy() const override { return false; }
+  bool argmax_only(const Sampler& s) const override { return s.argmax_only(); }
   void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler, Rng& rng,
               Accepted& out) override;
 };

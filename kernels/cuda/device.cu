@@ -278,6 +278,7 @@ void run_greedy_accept(GreedyAcceptK k, std::vector<HostBuffer> b) {
   Staging s(b);
   k.target_argmax = s.dev(k.target_argmax);
   k.draft = s.dev(k.draft);
+  k.parent = s.dev(k.parent);
   k.out = s.dev(k.out);
   launch(k, 1, 1, 1, 0);
   s.finish();

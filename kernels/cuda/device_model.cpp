@@ -25,7 +25,7 @@ namespace specula::cuda {
 
 namespace {
 
-constexpr int kNtGemv = 128, kNtAttn = 128, kNtNorm = 128, kNtElem = 256;
+constexpr int kNtGemv = 128, kNtAttn = 128, kNtNorm = 128, kNtElem = 256, kNtArgmax = 256;
 
 int64_t blocks(int64_t n, int nt) { return (n + nt - 1) / nt; }
 // One thread per element of an n-element elementwise kernel.
@@ -330,8 +330,28 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
     e_->launch(ScaleK{logits_.get<float>(), rows * c.n_vocab, 1.f, c.final_softcap}, elementwise(rows * c.n_vocab));
   out.n_vocab = c.n_vocab;
   out.n_rows = rows;
-  out.data.resize(static_cast<size_t>(rows * c.n_vocab));
-  e_->download(out.data.data(), logits_.get<float>(), rows * c.n_vocab * 4);
+  if (!fo.argmax_only) {
+    out.data.resize(static_cast<size_t>(rows * c.n_vocab));
+    e_->download(out.data.data(), logits_.get<float>(), rows * c.n_vocab * 4);
+    return;
+  }
+  // Greedy: only the argmax of each row (or, for a verification pass, the accepted path) comes back.
+  out.data.clear();
+  grow(argmax_, rows);
+  e_->launch(ArgmaxK{logits_.get<float>(), c.n_vocab, argmax_.get<int32_t>()}, Grid{rows, 1, kNtArgmax, 2 * kNtArgmax});
+  if (fo.greedy_parents.empty()) {
+    out.argmax.resize(static_cast<size_t>(rows));
+    e_->download(out.argmax.data(), argmax_.get(), rows * 4);
+    return;
+  }
+  const int64_t n = T - 1;  // Model::forward checked: one parent per draft node, logits for every row
+  const int32_t* dpar = stage(parents_, fo.greedy_parents);
+  grow(accept_, n + 2);
+  e_->launch(GreedyAcceptK{argmax_.get<int32_t>(), dtok + 1, dpar, n, accept_.get<int32_t>()}, Grid{1, 1, 1, 0});
+  host_accept_.resize(static_cast<size_t>(n + 2));
+  e_->download(host_accept_.data(), accept_.get(), (n + 2) * 4);
+  out.greedy_next = host_accept_[1];
+  out.greedy_path.assign(host_accept_.begin() + 2, host_accept_.begin() + 2 + host_accept_[0]);
 }
 
 }  // namespace specula::cuda

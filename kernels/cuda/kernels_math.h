@@ -336,21 +336,34 @@ struct ArgmaxK {
   }
 };
 
-// Greedy acceptance of a drafted chain on the device: target argmax per row (k + 1 rows) against the
-// k drafted tokens; out[0] = accepted count n, out[1] = the target's token after them (row n's argmax).
-// One block, one thread (k <= 16), so no per-token host round trip is needed beyond reading out[].
+// Greedy acceptance of a draft (chain or tree) on the device, as GreedyVerifier without a repetition
+// penalty: target_argmax[i] is the target's token after row i of the verification pass (row 0 = root,
+// row j+1 = draft node j). From the root, descend into the first child (lowest node index) whose token
+// is the target's token there, until none matches. out[0] = m, the accepted count; out[1] = the
+// target's token after the last accepted node (the correction, or the bonus token); out[2 .. 2+m) =
+// the accepted node indices. Parents precede their children (parent[j] < j, -1 = root); parent = null
+// means a chain (parent[j] = j - 1). One block, one thread (a draft holds at most 127 nodes), so only
+// out[] crosses to the host.
 struct GreedyAcceptK {
-  const int32_t* target_argmax;  // [k + 1]
-  const int32_t* draft;          // [k]
-  int64_t k;
-  int32_t* out;                  // [2]
+  const int32_t* target_argmax;  // [n + 1]
+  const int32_t* draft;          // [n] the draft nodes' tokens
+  const int32_t* parent;         // [n] or null (chain)
+  int64_t n;
+  int32_t* out;                  // [n + 2]
   static int phases(int) { return 1; }
   SPECULA_HD void phase(int, const Idx& i, float*) const {
     if (i.t != 0 || i.bx != 0) return;
-    int64_t n = 0;
-    while (n < k && draft[n] == target_argmax[n]) ++n;
-    out[0] = static_cast<int32_t>(n);
-    out[1] = target_argmax[n];
+    int64_t cur = -1, m = 0;
+    for (;;) {
+      const int32_t want = target_argmax[cur + 1];
+      int64_t c = cur + 1;
+      while (c < n && !((parent ? parent[c] : c - 1) == cur && draft[c] == want)) ++c;
+      if (c >= n) break;
+      out[2 + m++] = static_cast<int32_t>(c);
+      cur = c;
+    }
+    out[0] = static_cast<int32_t>(m);
+    out[1] = target_argmax[cur + 1];
   }
 };
 

@@ -131,10 +131,13 @@ TEST(CudaDevice, ArgmaxGatherGluRopeAccept) {
   run_rope(RopeK{rx.data(), pos.data(), 9, 64, 64, std::pow(10000.f, -2.0f / 64), 1.f, nullptr, true}, 18, 32, {out(rx), in(pos)});
   EXPECT_LT(nmse(rx, rr), 1e-10);
 
-  std::vector<int32_t> target = {7, 8, 9, 10, 11}, draft = {7, 8, 3, 10}, res(2);
-  run_greedy_accept(GreedyAcceptK{target.data(), draft.data(), 4, res.data()}, {in(target), in(draft), out(res)});
-  EXPECT_EQ(res[0], 2);
-  EXPECT_EQ(res[1], 9);
+  // A tree: root -> {0: 5, 1: 7}; 1 -> {2: 8}; 2 -> {3: 1, 4: 9}. Target argmax per row (root, nodes 0..4).
+  std::vector<int32_t> target = {7, 0, 8, 9, 0, 4}, draft = {5, 7, 8, 1, 9}, parent = {-1, -1, 1, 2, 2}, res(7);
+  run_greedy_accept(GreedyAcceptK{target.data(), draft.data(), parent.data(), 5, res.data()},
+                    {in(target), in(draft), in(parent), out(res)});
+  EXPECT_EQ(res[0], 3);
+  EXPECT_EQ(res[1], 4);
+  EXPECT_EQ((std::vector<int32_t>(res.begin() + 2, res.begin() + 5)), (std::vector<int32_t>{1, 2, 4}));
 }
 
 TEST(CudaDevice, CublasMappingsMatchReference) {

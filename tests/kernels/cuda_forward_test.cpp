@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <span>
 #include <random>
 
 #include "core/generator.h"
@@ -202,6 +203,82 @@ TEST_F(CudaForwardEmulated, SpeculativeGreedyEqualsPlainGreedyOnTheDevice) {
     EXPECT_EQ(r.tokens, dev_plain.tokens) << spec;
     EXPECT_GT(r.stats.steps, 0) << spec;
   }
+}
+
+// Greedy passes on the device send back only what greedy decoding needs: the argmax of each row, or for
+// a verification pass the accepted path computed on the device (GreedyAcceptK) — and these equal what
+// the host computes from the CPU engine's full logits.
+TEST_F(CudaForwardEmulated, GreedyPassesReturnOnlyTheArgmaxAndTheAcceptedPath) {
+  const std::vector<Token> prompt = {1, 7, 22, 5, 40, 13};
+  const int64_t V = cpu_->config().n_vocab;
+  KvCache dc = dev_->make_cache(32), cc = cpu_->make_cache(32);
+  const auto cpu_prompt = forward_logits(*cpu_, cc, prompt, 0);
+  std::vector<Pos> pos(prompt.size());
+  std::iota(pos.begin(), pos.end(), 0);
+  Logits l;
+  ForwardOptions am;
+  am.argmax_only = true;
+  dev_->forward(prompt, pos, dc, nullptr, l, am);
+  EXPECT_TRUE(l.data.empty());  // no logits rows crossed to the host
+  ASSERT_EQ(l.argmax.size(), prompt.size());
+  for (size_t r = 0; r < prompt.size(); ++r) EXPECT_EQ(l.argmax[r], argmax(cpu_prompt, static_cast<int64_t>(r), V)) << r;
+
+  // A verification pass over a tree: root -> {n0, n1}; n1 -> {n2}; n2 -> {n3, n4}. The tokens follow the
+  // target's own greedy choices where the test wants acceptance (n1, n2, n4) and differ elsewhere.
+  const Token root = l.argmax.back();
+  const int64_t n_past = dc.size();
+  KvCache probe = cpu_->make_cache(32);
+  (void)forward_logits(*cpu_, probe, prompt, 0);
+  std::vector<Token> greedy = {root};
+  for (int i = 0; i < 3; ++i) {
+    const auto lg = forward_logits(*cpu_, probe, {greedy.back()}, static_cast<int32_t>(n_past + i));
+    greedy.push_back(argmax(lg, 0, V));
+  }
+  const std::vector<int32_t> parents = {-1, -1, 1, 2, 2};
+  const std::vector<Token> toks = {root, (greedy[1] + 1) % static_cast<Token>(V), greedy[1], greedy[2],
+                                   (greedy[3] + 5) % static_cast<Token>(V), greedy[3]};
+  const int64_t T = static_cast<int64_t>(toks.size()), W = n_past + T;
+  std::vector<uint8_t> mask(static_cast<size_t>(T * W), 0);
+  std::vector<Pos> tpos(static_cast<size_t>(T));
+  for (int64_t r = 0; r < T; ++r) {
+    for (int64_t j = 0; j <= n_past; ++j) mask[static_cast<size_t>(r * W + j)] = 1;
+    int32_t depth = 0;
+    for (int32_t a = static_cast<int32_t>(r) - 1; a >= 0; a = parents[static_cast<size_t>(a)]) {
+      mask[static_cast<size_t>(r * W + n_past + 1 + a)] = 1;
+      ++depth;
+    }
+    tpos[static_cast<size_t>(r)] = static_cast<Pos>(n_past + depth);
+  }
+  const auto cpu_tree = forward_logits(*cpu_, cc, toks, 0, nullptr, mask.data(), tpos);
+  ForwardOptions acc;
+  acc.mask = mask.data();
+  acc.argmax_only = true;
+  acc.greedy_parents = parents;
+  dev_->forward(toks, tpos, dc, nullptr, l, acc);
+  EXPECT_TRUE(l.data.empty());
+  Draft d;
+  d.n_vocab = V;
+  for (size_t j = 0; j < parents.size(); ++j) d.add(toks[j + 1], parents[j]);
+  Logits host;
+  host.n_vocab = V;
+  host.n_rows = T;
+  host.data = cpu_tree;
+  Accepted want;
+  Rng rng(0);
+  GreedyVerifier v;
+  v.accept(d, host, {}, Sampler(SamplerConfig{}), rng, want);
+  EXPECT_EQ(l.greedy_path, want.path);
+  EXPECT_EQ(l.greedy_next, want.tokens.back());
+  EXPECT_EQ(want.path, (std::vector<int32_t>{1, 2, 4}));  // the tree was accepted down to its deepest matching node
+
+  // Bad parents are a clear error, not an out-of-bounds walk on the device.
+  KvCache dc2 = dev_->make_cache(32);
+  ForwardOptions bad = acc;
+  const std::vector<int32_t> cyclic = {-1, 3, 1, 2, 2};
+  bad.greedy_parents = cyclic;
+  test::expect_error([&] { dev_->forward(toks, tpos, dc2, nullptr, l, bad); }, {"draft node 1", "parent 3"});
+  bad.greedy_parents = std::span<const int32_t>(parents).first(3);
+  test::expect_error([&] { dev_->forward(toks, tpos, dc2, nullptr, l, bad); }, {"3 draft parents", "6 tokens"});
 }
 
 TEST_F(CudaForwardEmulated, WhatRunsOnTheCpuOnlyIsAClearError) {

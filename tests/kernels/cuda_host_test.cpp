@@ -19,6 +19,7 @@
 #include "kernels/cuda/kernels_math.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
+#include "verify/verifier.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 
@@ -204,19 +205,79 @@ TEST(CudaHost, ArgmaxFirstMaximumOnTies) {
   }
 }
 
-TEST(CudaHost, GreedyAccept) {
+TEST(CudaHost, GreedyAcceptChain) {
   const int32_t target[5] = {7, 8, 9, 10, 11};
-  int32_t out[2];
+  int32_t out[6];
   const int32_t all[4] = {7, 8, 9, 10}, two[4] = {7, 8, 3, 10}, none[4] = {1, 8, 9, 10};
-  emulate(GreedyAcceptK{target, all, 4, out}, 1, 1, 1, 0);
+  emulate(GreedyAcceptK{target, all, nullptr, 4, out}, 1, 1, 1, 0);
   EXPECT_EQ(out[0], 4);
   EXPECT_EQ(out[1], 11);  // bonus token
-  emulate(GreedyAcceptK{target, two, 4, out}, 1, 1, 1, 0);
+  EXPECT_EQ((std::vector<int32_t>(out + 2, out + 6)), (std::vector<int32_t>{0, 1, 2, 3}));
+  emulate(GreedyAcceptK{target, two, nullptr, 4, out}, 1, 1, 1, 0);
   EXPECT_EQ(out[0], 2);
   EXPECT_EQ(out[1], 9);  // the target's correction
-  emulate(GreedyAcceptK{target, none, 4, out}, 1, 1, 1, 0);
+  emulate(GreedyAcceptK{target, none, nullptr, 4, out}, 1, 1, 1, 0);
   EXPECT_EQ(out[0], 0);
   EXPECT_EQ(out[1], 7);
+}
+
+// The device's acceptance equals GreedyVerifier (the host reference) on random trees: random shapes,
+// tokens from a small alphabet so siblings repeat tokens and paths often match, the target's argmax
+// given per row. Both the Logits::argmax path and the full-logits path of the verifier are compared.
+TEST(CudaHost, GreedyAcceptTreesMatchTheVerifier) {
+  std::mt19937 g(17);
+  const int64_t V = 4;
+  int matched_deep = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(g() % 24);
+    Draft d;
+    d.n_vocab = V;
+    std::vector<int32_t> parent(static_cast<size_t>(n)), tok(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) {
+      const int32_t p = trial % 3 == 0 ? static_cast<int32_t>(j - 1) : static_cast<int32_t>(g() % (j + 1)) - 1;
+      parent[static_cast<size_t>(j)] = p;
+      tok[static_cast<size_t>(j)] = static_cast<int32_t>(g() % V);
+      d.add(tok[static_cast<size_t>(j)], p);
+    }
+    Logits lg;
+    lg.n_vocab = V;
+    lg.n_rows = n + 1;
+    lg.data.assign(static_cast<size_t>((n + 1) * V), 0.f);
+    std::vector<int32_t> am(static_cast<size_t>(n + 1));
+    for (int64_t r = 0; r <= n; ++r) {
+      am[static_cast<size_t>(r)] = static_cast<int32_t>(g() % V);
+      lg.data[static_cast<size_t>(r * V + am[static_cast<size_t>(r)])] = 1.f;
+    }
+    std::vector<int32_t> out(static_cast<size_t>(n + 2), -7);
+    emulate(GreedyAcceptK{am.data(), tok.data(), trial % 3 == 0 ? nullptr : parent.data(), n, out.data()}, 1, 1, 1, 0);
+
+    Sampler greedy(SamplerConfig{});
+    Rng rng(0);
+    GreedyVerifier v;
+    Accepted want, by_index;
+    v.accept(d, lg, {}, greedy, rng, want);  // from the logits rows
+    Logits only = lg;
+    only.data.clear();
+    only.argmax = am;
+    v.accept(d, only, {}, greedy, rng, by_index);  // from Logits::argmax
+    ASSERT_EQ(by_index.tokens, want.tokens) << "trial " << trial;
+    ASSERT_EQ(by_index.path, want.path) << "trial " << trial;
+    ASSERT_EQ(out[0], want.n_accepted) << "trial " << trial;
+    ASSERT_EQ(out[1], want.tokens.back()) << "trial " << trial;
+    ASSERT_EQ(std::vector<int32_t>(out.begin() + 2, out.begin() + 2 + out[0]), want.path) << "trial " << trial;
+    // And the verifier, handed the device's result, reproduces the whole Accepted record.
+    Logits dev = only;
+    dev.argmax.clear();
+    dev.greedy_next = out[1];
+    dev.greedy_path.assign(out.begin() + 2, out.begin() + 2 + out[0]);
+    Accepted from_dev;
+    v.accept(d, dev, {}, greedy, rng, from_dev);
+    ASSERT_EQ(from_dev.tokens, want.tokens);
+    ASSERT_EQ(from_dev.path, want.path);
+    ASSERT_EQ(from_dev.all_accepted, want.all_accepted);
+    matched_deep += want.n_accepted >= 2;
+  }
+  EXPECT_GT(matched_deep, 100);  // the random trees exercise multi-level acceptance, not only rejections
 }
 
 TEST(CudaHost, GatherAxpyMatchesReference) {
