@@ -42,11 +42,15 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
   r.prefill_s = now_s() - t0;
 
   std::vector<Token> history(prompt);
+  const SamplerConfig& sc = sampler.config();
   const double t1 = now_s();
   const Tokenizer* tok = model.has_tokenizer() ? &model.tokenizer() : nullptr;
   for (int64_t i = 0; i < gc.max_tokens; ++i) {
     // Greedy without penalty: the decode passes return only the argmax (ForwardOptions::argmax_only).
-    const Token next = logits.argmax.empty() ? sampler.sample(logits.row(logits.n_rows - 1), history, rng) : logits.argmax.back();
+    // Sampling without penalty: the pass drew the token itself (ForwardOptions::sample).
+    const Token next = logits.sampled >= 0        ? logits.sampled
+                       : !logits.argmax.empty() ? logits.argmax.back()
+                                                : sampler.sample(logits.row(logits.n_rows - 1), history, rng);
     r.tokens.push_back(next);
     history.push_back(next);
     if (on_token) on_token(next);
@@ -59,6 +63,11 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
     ForwardOptions fo;
     fo.logits = LogitsFor::Last;
     fo.argmax_only = sampler.argmax_only();
+    if (!sc.greedy() && sc.repetition_penalty == 1.f) {
+      // The uniform the host sampler would draw for this token, drawn now (same Rng stream).
+      fo.sample = &sc;
+      fo.sample_u = rng.uniform();
+    }
     model.forward(std::span<const Token>(&next, 1), std::span<const Pos>(&p, 1), cache, gc.plan, logits, fo);
   }
   r.decode_s = now_s() - t1;

@@ -434,9 +434,17 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
       if (fo.greedy_parents[j] < -1 || fo.greedy_parents[j] >= static_cast<int32_t>(j))
         fail("forward: draft node {} has parent {} (expected -1 <= parent < {})", j, fo.greedy_parents[j], j);
   }
+  if (fo.sample) {
+    if (fo.sample->greedy() || fo.sample->repetition_penalty != 1.f || fo.argmax_only)
+      fail("forward: sampling in the pass needs temperature > 0 and no repetition penalty, without argmax_only");
+    if (fo.logits != LogitsFor::Last && T != 1) fail("forward: sampling in the pass draws from the last row only (LogitsFor::Last)");
+    if (!(fo.sample_u >= 0 && fo.sample_u < 1)) fail("forward: sample_u {} is not a uniform in [0, 1)", fo.sample_u);
+    fo.sample->validate();
+  }
   out.argmax.clear();
   out.greedy_path.clear();
   out.greedy_next = -1;
+  out.sampled = -1;
   if (dev_) {
     if (!cache.device_store()) fail("forward on device {}: the KV cache was made by a CPU model (use this model's make_cache)", dev_->name());
     dev_->forward(tokens, positions, cache, plan, out, fo);
@@ -682,6 +690,11 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     for (auto& v : out.data) v = c.final_softcap * std::tanh(v / c.final_softcap);
   if (fo.argmax_only)
     for (int64_t r = 0; r < rows; ++r) out.argmax.push_back(Sampler::argmax(out.row(r)));
+  if (fo.sample) {
+    std::vector<float>& probs = S.probs;
+    Sampler(*fo.sample).distribution(out.row(rows - 1), {}, probs);
+    out.sampled = Sampler::sample_from(probs, fo.sample_u);
+  }
 }
 
 }  // namespace specula

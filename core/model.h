@@ -67,6 +67,8 @@ struct Logits {
   // them. greedy_next < 0: not computed by the pass (the verifier walks `argmax` itself).
   std::vector<int32_t> greedy_path;
   int32_t greedy_next = -1;
+  // ForwardOptions::sample: the token drawn from the last row (-1: none drawn by the pass).
+  int32_t sampled = -1;
   bool has_rows() const { return static_cast<int64_t>(data.size()) == n_rows * n_vocab; }
   std::span<const float> row(int64_t i) const {
     return {data.data() + i * n_vocab, static_cast<size_t>(n_vocab)};
@@ -74,6 +76,8 @@ struct Logits {
 };
 
 enum class LogitsFor : uint8_t { All, Last };
+
+struct SamplerConfig;
 
 struct ForwardOptions {
   LogitsFor logits = LogitsFor::All;
@@ -87,6 +91,12 @@ struct ForwardOptions {
   // draft node (T - 1 of them; -1 = the root, parents precede children). A device then also runs the
   // greedy acceptance (Logits::greedy_path / greedy_next), so only the accepted path crosses to the host.
   std::span<const int32_t> greedy_parents = {};
+  // Plain sampled decoding: draw the next token from the last row's distribution under `sample`
+  // (temperature > 0, no repetition penalty: Sampler::distribution then Sampler::sample_from at
+  // sample_u, one Rng::uniform() the caller drew) into Logits::sampled. A device draws it there
+  // (SampleK) and sends back only the token; the CPU keeps the rows too.
+  const SamplerConfig* sample = nullptr;
+  double sample_u = 0;
 };
 
 class Model {
@@ -156,7 +166,7 @@ class Model {
 
   // Scratch, reused across calls (no allocation once sized).
   struct Scratch {
-    std::vector<float> x, h, q, k, v, att, o, gate, up, mask, hidden_last, act, ones;
+    std::vector<float> x, h, q, k, v, att, o, gate, up, mask, hidden_last, act, ones, probs;
     std::vector<int32_t> pos, rows_q, rows_o, rows_in, rows_act;
     std::vector<float> hc;  // compacted MLP input (input-sparse MLP)
     LayerExec exec;

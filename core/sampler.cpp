@@ -89,8 +89,9 @@ void Sampler::distribution(std::span<const float> logits, std::span<const Token>
   }
 }
 
-Token Sampler::sample_from(std::span<const float> probs, Rng& rng) {
-  const double u = rng.uniform();
+Token Sampler::sample_from(std::span<const float> probs, Rng& rng) { return sample_from(probs, rng.uniform()); }
+
+Token Sampler::sample_from(std::span<const float> probs, double u) {
   double cum = 0.0;
   Token last_nonzero = 0;
   for (size_t i = 0; i < probs.size(); ++i) {

@@ -48,6 +48,8 @@ class Sampler {
   Token sample(std::span<const float> logits, std::span<const Token> history, Rng& rng) const;
   // Draws from an explicit distribution by inverse CDF.
   static Token sample_from(std::span<const float> probs, Rng& rng);
+  // The same at a given uniform u in [0, 1): the first token whose cumulative probability exceeds u.
+  static Token sample_from(std::span<const float> probs, double u);
   static Token argmax(std::span<const float> logits);
 
  private:

@@ -274,6 +274,16 @@ void run_rope(RopeK k, int64_t blocks, int nt, std::vector<HostBuffer> b) {
   s.finish();
 }
 
+void run_sample(SampleK k, int64_t rows, int nt, std::vector<HostBuffer> b) {
+  Staging s(b);
+  k.x = s.dev(k.x);
+  k.u = s.dev(k.u);
+  k.p = s.dev(k.p);
+  k.out = s.dev(k.out);
+  launch(k, rows, 1, nt, SampleK::shm_floats(nt));
+  s.finish();
+}
+
 void run_greedy_accept(GreedyAcceptK k, std::vector<HostBuffer> b) {
   Staging s(b);
   k.target_argmax = s.dev(k.target_argmax);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/sampler.h"
 #include "kernels/cuda/device.h"
 
 namespace specula {
@@ -330,6 +331,19 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
     e_->launch(ScaleK{logits_.get<float>(), rows * c.n_vocab, 1.f, c.final_softcap}, elementwise(rows * c.n_vocab));
   out.n_vocab = c.n_vocab;
   out.n_rows = rows;
+  if (fo.sample) {  // sampled decoding: the token is drawn on the device, only it comes back
+    out.data.clear();
+    const float u = static_cast<float>(fo.sample_u);
+    const float* du = stage(u_, std::span<const float>(&u, 1));
+    grow(probs_, c.n_vocab);
+    grow(argmax_, 1);
+    const SamplerConfig& sc = *fo.sample;
+    e_->launch(SampleK{logits_.get<float>() + (rows - 1) * c.n_vocab, c.n_vocab, sc.temperature, sc.top_k, sc.top_p, sc.min_p,
+                       du, probs_.get<float>(), argmax_.get<int32_t>()},
+               Grid{1, 1, kNtArgmax, SampleK::shm_floats(kNtArgmax)});
+    e_->download(&out.sampled, argmax_.get(), 4);
+    return;
+  }
   if (!fo.argmax_only) {
     out.data.resize(static_cast<size_t>(rows * c.n_vocab));
     e_->download(out.data.data(), logits_.get<float>(), rows * c.n_vocab * 4);

@@ -19,6 +19,8 @@
 //    through gathered W_q rows + GatherAxpyK over the transposed W_o) and activation overrides. The
 //    hook sees the residual stream downloaded to the host. Taps, in-place edits, layer replacement,
 //    gate-first and input/activation-sparse MLPs run on the CPU only: a clear error.
+//  * sampled decoding (temperature, top-k, top-p, min-p; ForwardOptions::sample) draws the token on the
+//    device (SampleK) from a uniform the host's Rng drew, and only the token comes back;
 //  * logits are downloaded for the host samplers and verifiers, except in greedy decoding
 //    (ForwardOptions::argmax_only): ArgmaxK runs on the device and only the indices come back; a greedy
 //    verification pass also runs the acceptance on the device (GreedyAcceptK over the draft tree), so
@@ -78,7 +80,7 @@ class DeviceModel final : public DeviceBackend {
   std::vector<Layer> layers_;
   // Scratch (grown as needed).
   DevBuf x_, h_, q_, k_, v_, att_, o_, gate_, up_, logits_, tok_, pos_, mask_g_, mask_s_, rows_q_, rows_o_, rows_m_, heads_, argmax_, parents_,
-      accept_;
+      accept_, u_, probs_;
   std::vector<float> host_x_, host_mask_;
   std::vector<int32_t> host_rows_, host_accept_;
   LayerExec exec_;

@@ -34,6 +34,7 @@ struct Grid {
   X(AttentionK)                 \
   X(ArgmaxK)                    \
   X(GreedyAcceptK)              \
+  X(SampleK)                    \
   X(GatherAxpyK)                \
   X(GluK)                       \
   X(AddK)                       \

@@ -367,6 +367,136 @@ struct GreedyAcceptK {
   }
 };
 
+// One token drawn per row from the Sampler's distribution (core/sampler.h, without repetition penalty):
+// softmax(x / temperature), then the top-k / top-p / min-p cuts over the ranking by probability (ties:
+// lower index first), renormalised, and an inverse-CDF draw in index order at the host's uniform u[row]
+// (as Sampler::sample_from). One block per row, grid.x = rows. shm: shm_floats(nt).
+//
+// The cut is found without sorting: every element gets the 64-bit key (bits(p) << 32 | ~index), which
+// orders elements exactly as the ranking does, and the kept set is {key >= t*}, where t* is the largest
+// key t whose upper set holds top_k elements or top_p of the mass (bisection over the 64 key bits, each
+// step a block count and sum). min-p is a value threshold. Only the float summation order differs from
+// the host (the mass of the top-p boundary and the CDF sums), i.e. results agree up to float rounding.
+struct SampleK {
+  const float* x;  // [rows][n] logits
+  int64_t n;
+  float temperature;  // > 0
+  int32_t top_k;      // 0 = off
+  float top_p;        // 1 = off
+  float min_p;        // 0 = off
+  const float* u;     // [rows] uniforms in [0, 1)
+  float* p;           // [rows][n] scratch: the kept unnormalised probabilities
+  int32_t* out;       // [rows]
+  static constexpr int kBits = 64;
+  static int64_t shm_floats(int nt) { return 2 * static_cast<int64_t>(nt) + 8; }
+  static int phases(int nt) {
+    const int L = ilog2(nt);
+    return 2 * L + 3 + kBits * (L + 2) + 3;
+  }
+  SPECULA_HD static uint64_t key(float v, int64_t j) {
+    uint32_t b;
+    __builtin_memcpy(&b, &v, sizeof b);
+    return (static_cast<uint64_t>(b) << 32) | static_cast<uint64_t>(0xFFFFFFFFu - static_cast<uint32_t>(j));
+  }
+  SPECULA_HD static uint64_t get64(const float* s) {
+    uint64_t v;
+    __builtin_memcpy(&v, s, sizeof v);
+    return v;
+  }
+  SPECULA_HD static void set64(float* s, uint64_t v) { __builtin_memcpy(s, &v, sizeof v); }
+  SPECULA_HD void phase(int ph, const Idx& i, float* shm) const {
+    const int L = ilog2(i.nt);
+    float* a = shm;
+    float* b = shm + i.nt;
+    float* st = shm + 2 * i.nt;  // [0] S, [1] target, [2] last non-empty chunk, [4..6) lo, [6..8) hi
+    const float* xr = x + i.bx * n;
+    float* pr = p + i.bx * n;
+    const bool cut = top_k > 0 || top_p < 1.f;
+    if (ph == 0) {  // row maximum
+      float m = -INFINITY;
+      for (int64_t c = i.t; c < n; c += i.nt) m = xr[c] > m ? xr[c] : m;
+      a[i.t] = m;
+    } else if (ph <= L) {
+      tree_max_step(a, ph - 1, i);
+    } else if (ph == L + 1) {  // exp((x - max) / T), summed
+      float s = 0.f;
+      for (int64_t c = i.t; c < n; c += i.nt) {
+        pr[c] = expf((xr[c] - a[0]) / temperature);
+        s += pr[c];
+      }
+      b[i.t] = s;
+    } else if (ph <= 2 * L + 1) {
+      tree_sum_step(b, ph - L - 2, i);
+    } else if (ph == 2 * L + 2) {
+      if (i.t == 0) {
+        st[0] = b[0];
+        set64(st + 4, 0);
+        set64(st + 6, cut ? ~static_cast<uint64_t>(0) : 0);  // no cut: t* = 0 keeps everything
+      }
+    } else if (ph < 2 * L + 3 + kBits * (L + 2)) {  // bisection for t*, one step per L + 2 phases
+      const int off = (ph - (2 * L + 3)) % (L + 2);
+      const uint64_t lo = get64(st + 4), hi = get64(st + 6);
+      const uint64_t mid = lo + (hi - lo) / 2 + (hi - lo) % 2;  // upper midpoint, no overflow
+      if (off == 0) {
+        float cnt = 0.f, mass = 0.f;
+        if (lo < hi)
+          for (int64_t c = i.t; c < n; c += i.nt)
+            if (key(pr[c], c) >= mid) {
+              cnt += 1.f;
+              mass += pr[c];
+            }
+        a[i.t] = cnt;
+        b[i.t] = mass;
+      } else if (off <= L) {
+        tree_sum_step(a, off - 1, i);
+        tree_sum_step(b, off - 1, i);
+      } else if (i.t == 0 && lo < hi) {
+        const bool holds = (top_k > 0 && a[0] >= static_cast<float>(top_k)) || (top_p < 1.f && b[0] >= top_p * st[0]);
+        if (holds) set64(st + 4, mid);
+        else set64(st + 6, mid - 1);
+      }
+    } else {
+      const int q = ph - (2 * L + 3 + kBits * (L + 2));
+      const int64_t len = (n + i.nt - 1) / i.nt, c0 = i.t * len, c1 = c0 + len < n ? c0 + len : n;
+      if (q == 0) {  // the kept set (contiguous chunk per thread, for the scan in index order)
+        const uint64_t ts = get64(st + 4);
+        float s = 0.f;
+        for (int64_t c = c0; c < c1; ++c) {
+          const bool kept = key(pr[c], c) >= ts && !(min_p > 0.f && pr[c] < min_p);  // max of pr is exp(0) = 1
+          pr[c] = kept ? pr[c] : 0.f;
+          s += pr[c];
+        }
+        a[i.t] = s;
+      } else if (q == 1) {
+        if (i.t == 0) {
+          float cum = 0.f;
+          int last = 0;
+          for (int t = 0; t < i.nt; ++t) {
+            b[t] = cum;
+            if (a[t] > 0.f) last = t;
+            cum += a[t];
+          }
+          st[1] = u[i.bx] * cum;
+          st[2] = static_cast<float>(last);
+        }
+      } else {
+        const float target = st[1];
+        const bool last = i.t == static_cast<int>(st[2]);
+        if (!(a[i.t] > 0.f) || target < b[i.t] || (target >= b[i.t] + a[i.t] && !last)) return;
+        float cum = b[i.t];
+        int64_t pick = -1;
+        for (int64_t c = c0; c < c1; ++c)
+          if (pr[c] > 0.f) {
+            cum += pr[c];
+            pick = c;
+            if (target < cum) break;
+          }
+        out[i.bx] = static_cast<int32_t>(pick);
+      }
+    }
+  }
+};
+
 // Sparse down-projection: Y[t][c] = sum_j A[t][j] * WT[rows[j]][c] (j ascending, zeros skipped), as
 // ops::gather_axpy. grid = (ceil(cols / nt), T), one output column per thread.
 struct GatherAxpyK {

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "core/sampler.h"
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
@@ -138,6 +139,29 @@ TEST(CudaDevice, ArgmaxGatherGluRopeAccept) {
   EXPECT_EQ(res[0], 3);
   EXPECT_EQ(res[1], 4);
   EXPECT_EQ((std::vector<int32_t>(res.begin() + 2, res.begin() + 5)), (std::vector<int32_t>{1, 2, 4}));
+}
+
+// SampleK on the device against the host Sampler, on SmolLM2's vocabulary size: the kept set equals the
+// distribution's support and the token equals Sampler::sample_from at the same uniform.
+TEST(CudaDevice, SampleMatchesTheHostSampler) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 49152, rows = 4;
+  auto x = randn(rows * n, 8);
+  SamplerConfig sc;
+  sc.temperature = 0.8f;
+  sc.top_k = 50;
+  sc.top_p = 0.9f;
+  sc.min_p = 0.01f;
+  std::vector<float> u = {0.1f, 0.4f, 0.7f, 0.95f}, p(rows * n);
+  std::vector<int32_t> tok(rows);
+  run_sample(SampleK{x.data(), n, sc.temperature, sc.top_k, sc.top_p, sc.min_p, u.data(), p.data(), tok.data()}, rows, 256,
+             {in(x), in(u), out(p), out(tok)});
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> probs;
+    Sampler(sc).distribution(std::span<const float>(x.data() + r * n, n), {}, probs);
+    for (int64_t j = 0; j < n; ++j) ASSERT_EQ(p[r * n + j] > 0.f, probs[j] > 0.f) << "row " << r << " element " << j;
+    EXPECT_EQ(tok[r], Sampler::sample_from(probs, static_cast<double>(u[r]))) << "row " << r;
+  }
 }
 
 TEST(CudaDevice, CublasMappingsMatchReference) {

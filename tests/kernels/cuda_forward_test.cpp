@@ -281,6 +281,41 @@ TEST_F(CudaForwardEmulated, GreedyPassesReturnOnlyTheArgmaxAndTheAcceptedPath) {
   test::expect_error([&] { dev_->forward(toks, tpos, dc2, nullptr, l, bad); }, {"3 draft parents", "6 tokens"});
 }
 
+// Sampled decoding on the device: the token is drawn there (SampleK) from the uniform the host's Rng
+// drew, and the seeded output equals the CPU engine's for temperature, top-k, top-p and min-p.
+TEST_F(CudaForwardEmulated, SampledDecodingDrawsOnTheDeviceAndMatchesTheCpu) {
+  const std::vector<Token> prompt = {1, 7, 22, 5, 40};
+  GenerateConfig gc;
+  gc.max_tokens = 16;
+  gc.stop_at_eog = false;
+  SamplerConfig configs[3];
+  configs[0].temperature = 1.f;
+  configs[1].temperature = 0.8f;
+  configs[1].top_k = 8;
+  configs[1].top_p = 0.9f;
+  configs[2].temperature = 1.5f;
+  configs[2].min_p = 0.05f;
+  for (const SamplerConfig& sc : configs)
+    for (uint64_t seed : {1u, 2u}) {
+      Rng r0(seed), r1(seed);
+      const GenerateResult cpu = generate(*cpu_, prompt, gc, Sampler(sc), r0);
+      const GenerateResult dev = generate(*dev_, prompt, gc, Sampler(sc), r1);
+      EXPECT_EQ(dev.tokens, cpu.tokens) << "temperature " << sc.temperature << " seed " << seed;
+    }
+  // The pass itself returns only the token.
+  KvCache dc = dev_->make_cache(8);
+  Logits l;
+  ForwardOptions fo;
+  fo.logits = LogitsFor::Last;
+  fo.sample = &configs[1];
+  fo.sample_u = 0.25;
+  dev_->forward(prompt, std::vector<Pos>{0, 1, 2, 3, 4}, dc, nullptr, l, fo);
+  EXPECT_TRUE(l.data.empty());
+  EXPECT_GE(l.sampled, 0);
+  fo.sample_u = 1.0;
+  test::expect_error([&] { dev_->forward(std::vector<Token>{1}, std::vector<Pos>{5}, dc, nullptr, l, fo); }, {"sample_u", "[0, 1)"});
+}
+
 TEST_F(CudaForwardEmulated, WhatRunsOnTheCpuOnlyIsAClearError) {
   class Tapping : public LayerHook {
    public:

@@ -19,6 +19,7 @@
 #include "kernels/cuda/kernels_math.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
+#include "core/sampler.h"
 #include "verify/verifier.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
@@ -278,6 +279,77 @@ TEST(CudaHost, GreedyAcceptTreesMatchTheVerifier) {
     matched_deep += want.n_accepted >= 2;
   }
   EXPECT_GT(matched_deep, 100);  // the random trees exercise multi-level acceptance, not only rejections
+}
+
+// SampleK against the host Sampler: the kept set (top-k / top-p / min-p cuts, ties by index) equals the
+// support of Sampler::distribution, and the drawn token equals Sampler::sample_from at the same uniform
+// (skipped only where u lies within float rounding of a CDF boundary).
+TEST(CudaHost, SampleMatchesTheHostSampler) {
+  std::mt19937 g(5);
+  struct Cut { int32_t top_k; float top_p, min_p; };
+  const Cut cuts[] = {{0, 1.f, 0.f}, {5, 1.f, 0.f}, {1, 1.f, 0.f}, {100000, 1.f, 0.f}, {0, 0.9f, 0.f},
+                      {0, 0.3f, 0.f}, {0, 1.f, 0.1f}, {40, 0.8f, 0.05f}, {3, 0.99f, 0.5f}};
+  int compared = 0, skipped = 0;
+  for (int64_t n : {1, 7, 37, 1000})
+    for (const Cut& cut : cuts)
+      for (int nt : {1, 32, 128})
+        for (int rep = 0; rep < 3; ++rep) {
+          const int64_t rows = 2;
+          auto x = randn(static_cast<size_t>(rows * n), static_cast<uint32_t>(g()));
+          for (int64_t j = 1; j < rows * n; j += 5) x[static_cast<size_t>(j)] = x[static_cast<size_t>(j - 1)];  // ties
+          SamplerConfig sc;
+          sc.temperature = rep == 0 ? 0.7f : 1.3f;
+          sc.top_k = cut.top_k;
+          sc.top_p = cut.top_p;
+          sc.min_p = cut.min_p;
+          std::uniform_real_distribution<float> U(0.f, 1.f);
+          std::vector<float> u = {U(g), U(g)}, p(x.size(), -1.f);
+          std::vector<int32_t> out(static_cast<size_t>(rows), -1);
+          emulate(SampleK{x.data(), n, sc.temperature, sc.top_k, sc.top_p, sc.min_p, u.data(), p.data(), out.data()}, rows, 1,
+                  nt, SampleK::shm_floats(nt));
+          const Sampler smp(sc);
+          for (int64_t r = 0; r < rows; ++r) {
+            std::vector<float> probs;
+            smp.distribution(std::span<const float>(x.data() + r * n, static_cast<size_t>(n)), {}, probs);
+            for (int64_t j = 0; j < n; ++j)
+              ASSERT_EQ(p[static_cast<size_t>(r * n + j)] > 0.f, probs[static_cast<size_t>(j)] > 0.f)
+                  << "n=" << n << " nt=" << nt << " top_k=" << cut.top_k << " top_p=" << cut.top_p << " min_p=" << cut.min_p
+                  << " element " << j;
+            double cum = 0, gap = 1;
+            for (float v : probs) {
+              cum += v;
+              if (v > 0.f) gap = std::min(gap, std::fabs(cum - u[static_cast<size_t>(r)]));
+            }
+            if (gap < 1e-5) {
+              ++skipped;
+              continue;
+            }
+            ASSERT_EQ(out[static_cast<size_t>(r)], Sampler::sample_from(probs, static_cast<double>(u[static_cast<size_t>(r)])))
+                << "n=" << n << " nt=" << nt << " u=" << u[static_cast<size_t>(r)];
+            ++compared;
+          }
+        }
+  EXPECT_GT(compared, 600);  // of 648 draws
+  EXPECT_LT(skipped, 10);
+}
+
+// A deliberately biased cut (top-p decided on the count instead of the mass) is caught by the same
+// comparison: the test of the test.
+TEST(CudaHost, SampleTestCatchesAWrongCut) {
+  const int64_t n = 50;
+  auto x = randn(static_cast<size_t>(n), 3);
+  std::vector<float> u = {0.5f}, p(x.size());
+  std::vector<int32_t> out(1);
+  SamplerConfig sc;
+  sc.temperature = 1.f;
+  sc.top_p = 0.5f;
+  // top_k = 25 stands in for "half of the elements" — a wrong reading of top_p = 0.5.
+  emulate(SampleK{x.data(), n, 1.f, 25, 1.f, 0.f, u.data(), p.data(), out.data()}, 1, 1, 32, SampleK::shm_floats(32));
+  std::vector<float> probs;
+  Sampler(sc).distribution(x, {}, probs);
+  int differ = 0;
+  for (int64_t j = 0; j < n; ++j) differ += (p[static_cast<size_t>(j)] > 0.f) != (probs[static_cast<size_t>(j)] > 0.f);
+  EXPECT_GT(differ, 0);
 }
 
 TEST(CudaHost, GatherAxpyMatchesReference) {
