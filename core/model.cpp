@@ -425,14 +425,28 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     fail("context full: {} cached + {} new tokens exceed the context length {}", n_past, T, cache.capacity());
   for (Token t : tokens)
     if (t < 0 || t >= cfg_.n_vocab) fail("token id {} out of range [0, {})", t, cfg_.n_vocab);
-  if (!fo.greedy_parents.empty()) {
-    if (!fo.argmax_only || fo.logits != LogitsFor::All)
-      fail("forward: greedy_parents needs argmax_only and logits for all rows");
-    if (static_cast<int64_t>(fo.greedy_parents.size()) != T - 1)
-      fail("forward: {} draft parents for a pass of {} tokens (expected {})", fo.greedy_parents.size(), T, T - 1);
-    for (size_t j = 0; j < fo.greedy_parents.size(); ++j)
-      if (fo.greedy_parents[j] < -1 || fo.greedy_parents[j] >= static_cast<int32_t>(j))
-        fail("forward: draft node {} has parent {} (expected -1 <= parent < {})", j, fo.greedy_parents[j], j);
+  if (!fo.draft_parents.empty() || fo.spec_sampler) {
+    if (fo.logits != LogitsFor::All) fail("forward: a draft's acceptance needs logits for all rows");
+    if (fo.argmax_only == (fo.spec_sampler != nullptr))
+      fail("forward: draft_parents go with exactly one of argmax_only (greedy) and spec_sampler (sampling)");
+    if (static_cast<int64_t>(fo.draft_parents.size()) != T - 1)
+      fail("forward: {} draft parents for a pass of {} tokens (expected {})", fo.draft_parents.size(), T, T - 1);
+    for (size_t j = 0; j < fo.draft_parents.size(); ++j)
+      if (fo.draft_parents[j] < -1 || fo.draft_parents[j] >= static_cast<int32_t>(j))
+        fail("forward: draft node {} has parent {} (expected -1 <= parent < {})", j, fo.draft_parents[j], j);
+    if (fo.spec_sampler) {
+      if (fo.spec_sampler->greedy() || fo.spec_sampler->repetition_penalty != 1.f)
+        fail("forward: speculative sampling in the pass needs temperature > 0 and no repetition penalty");
+      fo.spec_sampler->validate();
+      if (static_cast<int64_t>(fo.spec_uniforms.size()) != T || static_cast<int64_t>(fo.spec_q_offsets.size()) != T - 1)
+        fail("forward: speculative sampling needs {} uniforms and {} q offsets (got {} and {})", T, T - 1,
+             fo.spec_uniforms.size(), fo.spec_q_offsets.size());
+      for (double u : fo.spec_uniforms)
+        if (!(u >= 0 && u < 1)) fail("forward: uniform {} is not in [0, 1)", u);
+      for (int64_t o : fo.spec_q_offsets)
+        if (o < -1 || (o >= 0 && o + cfg_.n_vocab > static_cast<int64_t>(fo.spec_q_data.size())))
+          fail("forward: draft q offset {} outside the {} floats of q data", o, fo.spec_q_data.size());
+    }
   }
   if (fo.sample) {
     if (fo.sample->greedy() || fo.sample->repetition_penalty != 1.f || fo.argmax_only)
@@ -442,8 +456,8 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     fo.sample->validate();
   }
   out.argmax.clear();
-  out.greedy_path.clear();
-  out.greedy_next = -1;
+  out.accept_path.clear();
+  out.accept_next = -1;
   out.sampled = -1;
   if (dev_) {
     if (!cache.device_store()) fail("forward on device {}: the KV cache was made by a CPU model (use this model's make_cache)", dev_->name());

@@ -62,11 +62,12 @@ struct Logits {
   // ForwardOptions::argmax_only: the index of each row's largest logit (first one on ties, as
   // Sampler::argmax), n_rows of them.
   std::vector<int32_t> argmax;
-  // ForwardOptions::greedy_parents: the greedy acceptance of the draft in rows 1.. (GreedyVerifier
-  // without repetition penalty): the accepted draft nodes, root to leaf, and the target's token after
-  // them. greedy_next < 0: not computed by the pass (the verifier walks `argmax` itself).
-  std::vector<int32_t> greedy_path;
-  int32_t greedy_next = -1;
+  // ForwardOptions::draft_parents on a device: the acceptance of the draft in rows 1.. computed there
+  // (greedy: GreedyVerifier's rule; with spec_sampler: SpeculativeSamplingVerifier's): the accepted
+  // draft nodes, root to leaf, and the target's token after them. accept_next < 0: not computed by the
+  // pass (the CPU leaves the walk to the verifier).
+  std::vector<int32_t> accept_path;
+  int32_t accept_next = -1;
   // ForwardOptions::sample: the token drawn from the last row (-1: none drawn by the pass).
   int32_t sampled = -1;
   bool has_rows() const { return static_cast<int64_t>(data.size()) == n_rows * n_vocab; }
@@ -87,10 +88,19 @@ struct ForwardOptions {
   // Greedy decoding needs only each row's argmax: fill Logits::argmax. The rows themselves may not come
   // back (a device pass sends back only the indices, not n_rows x n_vocab floats); the CPU keeps them.
   bool argmax_only = false;
-  // With argmax_only and LogitsFor::All on a verification pass [root, draft nodes...]: the parent of each
-  // draft node (T - 1 of them; -1 = the root, parents precede children). A device then also runs the
-  // greedy acceptance (Logits::greedy_path / greedy_next), so only the accepted path crosses to the host.
-  std::span<const int32_t> greedy_parents = {};
+  // A verification pass [root, draft nodes...] with LogitsFor::All: the parent of each draft node (T - 1
+  // of them; -1 = the root, parents precede children). With argmax_only a device also runs the greedy
+  // acceptance; with spec_sampler the speculative-sampling acceptance (Logits::accept_path / accept_next),
+  // so only the accepted path crosses to the host.
+  std::span<const int32_t> draft_parents = {};
+  // Speculative sampling in the pass (temperature > 0, no repetition penalty): the target's sampler, the
+  // uniforms of SpeculativeSamplingVerifier's walk (T of them: one per try, the last for the final
+  // draw) and each draft node's q (spec_q_offsets[j] = offset of n_vocab floats in spec_q_data, -1 =
+  // one-hot at the node's token).
+  const SamplerConfig* spec_sampler = nullptr;
+  std::span<const double> spec_uniforms = {};
+  std::span<const int64_t> spec_q_offsets = {};
+  std::span<const float> spec_q_data = {};
   // Plain sampled decoding: draw the next token from the last row's distribution under `sample`
   // (temperature > 0, no repetition penalty: Sampler::distribution then Sampler::sample_from at
   // sample_u, one Rng::uniform() the caller drew) into Logits::sampled. A device draws it there

@@ -113,7 +113,6 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
   std::vector<Token> vtok;
   std::vector<Pos> vpos;
   std::vector<uint8_t> mask, has_child;
-  std::vector<int32_t> parents;
   vtok.reserve(static_cast<size_t>(cfg.max_nodes + 1));
   vpos.reserve(static_cast<size_t>(cfg.max_nodes + 1));
   Draft draft;
@@ -180,13 +179,6 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
     }
     ForwardOptions fo;
     fo.logits = LogitsFor::All;
-    if (verifier.argmax_only(sampler)) {
-      // Greedy: the pass returns the argmax of each row, and a device also runs the acceptance.
-      fo.argmax_only = true;
-      parents.resize(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) parents[static_cast<size_t>(i)] = draft.nodes[static_cast<size_t>(i)].parent;
-      fo.greedy_parents = parents;
-    }
     if (!draft.is_chain()) {
       // Tree attention: each row sees the cached prefix, the root and its own ancestors (and itself).
       const int64_t W = n_past + T;
@@ -202,6 +194,8 @@ SpecResult speculative_generate(Model& target, Drafter& drafter, Verifier& verif
       }
       fo.mask = mask.data();
     }
+    // What the pass may compute for the verifier (argmax only; on a device, the acceptance itself).
+    verifier.prepare(draft, sampler, rng, fo);
     target.forward(vtok, vpos, cache, gc.plan, vlogits, fo);
     verifier.accept(draft, vlogits, history, sampler, rng, acc);
     const double tc = now_s();

@@ -19,21 +19,53 @@ void Verifier::index_children(const Draft& d) {
   }
 }
 
+bool Verifier::take_device_result(const Draft& draft, const Logits& logits, Accepted& out) {
+  if (logits.accept_next < 0) return false;
+  for (int32_t c : logits.accept_path) {
+    if (c < 0 || c >= draft.size()) fail("acceptance from the device names draft node {} of {}", c, draft.size());
+    out.tokens.push_back(draft.nodes[static_cast<size_t>(c)].token);
+    out.path.push_back(c);
+  }
+  out.n_accepted = static_cast<int64_t>(out.path.size());
+  out.tokens.push_back(logits.accept_next);
+  out.all_accepted = first_child(out.path.empty() ? -1 : out.path.back()) < 0;
+  return true;
+}
+
+void Verifier::fill_parents(const Draft& d) {
+  parents_.resize(d.nodes.size());
+  for (size_t i = 0; i < d.nodes.size(); ++i) parents_[i] = d.nodes[i].parent;
+}
+
+void GreedyVerifier::prepare(const Draft& draft, const Sampler& sampler, Rng&, ForwardOptions& fo) {
+  if (!sampler.argmax_only()) return;
+  // Greedy: the pass returns the argmax of each row, and a device also runs the acceptance.
+  fo.argmax_only = true;
+  fill_parents(draft);
+  fo.draft_parents = parents_;
+}
+
+void SpeculativeSamplingVerifier::prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) {
+  u_.resize(draft.nodes.size() + 1);
+  for (auto& u : u_) u = rng.uniform();
+  drawn_ = true;
+  const SamplerConfig& sc = sampler.config();
+  if (sc.greedy() || sc.repetition_penalty != 1.f) return;  // the walk needs the history: host only
+  fill_parents(draft);
+  q_off_.resize(draft.nodes.size());
+  for (size_t i = 0; i < draft.nodes.size(); ++i) q_off_[i] = draft.nodes[i].q_offset;
+  fo.draft_parents = parents_;
+  fo.spec_sampler = &sc;
+  fo.spec_uniforms = u_;
+  fo.spec_q_offsets = q_off_;
+  fo.spec_q_data = draft.q_data;
+}
+
 void GreedyVerifier::accept(const Draft& draft, const Logits& logits, std::span<const Token> history,
                             const Sampler& sampler, Rng& rng, Accepted& out) {
   out.clear();
   index_children(draft);
-  if (logits.greedy_next >= 0) {  // accepted on the device
-    for (int32_t c : logits.greedy_path) {
-      if (c < 0 || c >= draft.size()) fail("greedy acceptance from the device names draft node {} of {}", c, draft.size());
-      out.tokens.push_back(draft.nodes[static_cast<size_t>(c)].token);
-      out.path.push_back(c);
-    }
-    out.n_accepted = static_cast<int64_t>(out.path.size());
-    out.tokens.push_back(logits.greedy_next);
-    out.all_accepted = first_child(out.path.empty() ? -1 : out.path.back()) < 0;
-    return;
-  }
+  if (take_device_result(draft, logits, out)) return;
   const bool penalty = sampler.config().repetition_penalty != 1.f;
   if (penalty) hist_.assign(history.begin(), history.end());
   if (static_cast<int64_t>(logits.argmax.size()) != draft.size() + 1 && !logits.has_rows())
@@ -63,7 +95,21 @@ void SpeculativeSamplingVerifier::accept(const Draft& draft, const Logits& logit
                                          const Sampler& sampler, Rng& rng, Accepted& out) {
   out.clear();
   index_children(draft);
+  if (!drawn_ || u_.size() != draft.nodes.size() + 1) {  // not prepared: draw the step's uniforms now
+    u_.resize(draft.nodes.size() + 1);
+    for (auto& u : u_) u = rng.uniform();
+  }
+  drawn_ = false;
+  for (size_t i = 0; i < draft.nodes.size(); ++i) {
+    const float qx = draft.q_of_token(static_cast<int64_t>(i));
+    if (!(qx > 0.f))
+      fail("drafter proposed token {} with draft probability {}: q must be > 0 at its token", draft.nodes[i].token, qx);
+  }
+  if (take_device_result(draft, logits, out)) return;
+  if (!logits.has_rows() || logits.n_rows < draft.size() + 1)
+    fail("speculative sampling: the pass returned neither logits rows nor an acceptance for its {} rows", draft.size() + 1);
   hist_.assign(history.begin(), history.end());
+  size_t tries = 0;
   int32_t cur = -1;
   for (;;) {
     sampler.distribution(logits.row(cur + 1), hist_, p_);
@@ -73,9 +119,8 @@ void SpeculativeSamplingVerifier::accept(const Draft& draft, const Logits& logit
     for (; c >= 0; c = next_sibling(c)) {
       const Token x = draft.nodes[static_cast<size_t>(c)].token;
       const float qx = draft.q_of_token(c);
-      if (!(qx > 0.f)) fail("drafter proposed token {} with draft probability {}: q must be > 0 at its token", x, qx);
       // Accept with probability min(1, p(x) / q(x)).
-      const double u = rng.uniform();
+      const double u = u_[tries++];
       if (u * qx < p_[static_cast<size_t>(x)]) {
         taken = c;
         break;
@@ -101,7 +146,7 @@ void SpeculativeSamplingVerifier::accept(const Draft& draft, const Logits& logit
       for (auto& v : p_) v *= inv;
     }
     if (taken < 0) {
-      out.tokens.push_back(Sampler::sample_from(p_, rng));
+      out.tokens.push_back(Sampler::sample_from(p_, u_.back()));
       return;
     }
     const Token x = draft.nodes[static_cast<size_t>(taken)].token;

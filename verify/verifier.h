@@ -10,7 +10,7 @@
 //  * GreedyVerifier: the target's token at each node (Sampler::sample, i.e. argmax); descend into the
 //    child carrying that token if there is one. Output = plain greedy decoding, token for token. Without
 //    a repetition penalty it reads only Logits::argmax, or takes the acceptance the pass computed on the
-//    device (Logits::greedy_path / greedy_next, the same rule run by GreedyAcceptK).
+//    device (Logits::accept_path / accept_next, the same rule run by GreedyAcceptK).
 //  * SpeculativeSamplingVerifier (lossless sampling; Leviathan et al. / Chen et al., and for trees the
 //    multi-round scheme of SpecInfer): at a node with target distribution p, try the children in order;
 //    child x with draft distribution q_x is accepted with probability min(1, p(x)/q_x(x)); on rejection
@@ -18,7 +18,9 @@
 //    accepted the output token is drawn from the final p. Each round emits y with probability
 //    min(q(y), p(y)) + P(reject) * max(0, p(y) - q(y)) / P(reject) = p(y), whatever q is (q may depend on
 //    earlier siblings), so the output distribution equals the target's. A one-hot q (deterministic
-//    draft) accepts x with probability p(x) and removes x from p on rejection.
+//    draft) accepts x with probability p(x) and removes x from p on rejection. Each step draws n + 1
+//    independent uniforms up front (one per possible try, one for the final draw); without a repetition
+//    penalty a device runs the same walk with them (SpecAcceptK) and only the accepted path comes back.
 //  * TypicalAcceptanceVerifier (LOSSY, Medusa): accept child x when p(x) > min(epsilon, delta * exp(-H(p)));
 //    else sample from p. Faster, but the output distribution is not the target's.
 #include <cstdint>
@@ -61,9 +63,11 @@ class Verifier {
   virtual ~Verifier() = default;
   virtual std::string name() const = 0;
   virtual bool lossy() const = 0;
-  // True when accept() needs only each row's argmax (Logits::argmax, ForwardOptions::argmax_only) and
-  // can take the acceptance computed by the pass itself (Logits::greedy_path, ForwardOptions::greedy_parents).
-  virtual bool argmax_only(const Sampler&) const { return false; }
+  // Called before the verification pass of `draft`: sets what the pass may compute for this verifier
+  // (ForwardOptions::argmax_only, draft_parents, spec_*; a device then runs the acceptance itself and
+  // accept() takes Logits::accept_path). The spans point into this verifier and the draft, valid until
+  // accept(). Default: nothing (full logits rows).
+  virtual void prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) {}
   // `history`: committed tokens (prompt + generated, incl. the root). Fills `out`.
   virtual void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler,
                       Rng& rng, Accepted& out) = 0;
@@ -75,13 +79,17 @@ class Verifier {
   int32_t next_sibling(int32_t node) const { return next_sibling_[static_cast<size_t>(node)]; }
   std::vector<int32_t> first_child_, next_sibling_, last_child_;
   std::vector<Token> hist_;
+  std::vector<int32_t> parents_;  // prepare(): each draft node's parent
+  void fill_parents(const Draft& d);
+  // Fills `out` from the acceptance the pass ran on the device (Logits::accept_path); false if none.
+  bool take_device_result(const Draft& draft, const Logits& logits, Accepted& out);
 };
 
 class GreedyVerifier : public Verifier {
  public:
   std::string name() const override { return "greedy"; }
   bool lossy() const override { return false; }
-  bool argmax_only(const Sampler& s) const override { return s.argmax_only(); }
+  void prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) override;
   void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler, Rng& rng,
               Accepted& out) override;
 };
@@ -90,11 +98,19 @@ class SpeculativeSamplingVerifier : public Verifier {
  public:
   std::string name() const override { return "speculative-sampling"; }
   bool lossy() const override { return false; }
+  // Draws the step's uniforms now (so the pass can run the walk on a device) unless a repetition
+  // penalty keeps it on the host.
+  void prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) override;
   void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler, Rng& rng,
               Accepted& out) override;
 
  protected:
   std::vector<float> p_;
+  // The step's uniforms: n + 1 for n draft nodes, always drawn (try s uses u_[s], the final draw u_[n]),
+  // so a step consumes the same Rng stream on every device.
+  std::vector<double> u_;
+  std::vector<int64_t> q_off_;
+  bool drawn_ = false;
 };
 
 class TypicalAcceptanceVerifier : public Verifier {

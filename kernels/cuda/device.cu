@@ -76,7 +76,7 @@ class Staging {
 template <class K>
 void launch(const K& k, int64_t gx, int64_t gy, int nt, int64_t shm_floats) {
   phased_kernel<K><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), nt, static_cast<size_t>(shm_floats) * sizeof(float)>>>(
-      k, K::phases(nt));
+      k, k.phases(nt));
 }
 
 // Runs `g` on device pointers A, B, C (f32): strided batches with cublasGemmStridedBatchedEx, pointer-array
@@ -280,7 +280,23 @@ void run_sample(SampleK k, int64_t rows, int nt, std::vector<HostBuffer> b) {
   k.u = s.dev(k.u);
   k.p = s.dev(k.p);
   k.out = s.dev(k.out);
+  k.total = s.dev(k.total);
   launch(k, rows, 1, nt, SampleK::shm_floats(nt));
+  s.finish();
+}
+
+void run_spec_accept(SpecAcceptK k, int nt, std::vector<HostBuffer> b) {
+  Staging s(b);
+  k.p = s.dev(k.p);
+  k.total = s.dev(k.total);
+  k.draft = s.dev(k.draft);
+  k.parent = s.dev(k.parent);
+  k.q_off = s.dev(k.q_off);
+  k.q = s.dev(k.q);
+  k.u = s.dev(k.u);
+  k.w = s.dev(k.w);
+  k.out = s.dev(k.out);
+  launch(k, 1, 1, nt, SpecAcceptK::shm_floats(nt));
   s.finish();
 }
 

@@ -44,6 +44,7 @@ void run_glu(GluK k, int n_threads, std::vector<HostBuffer> buffers);
 void run_rope(RopeK k, int64_t blocks, int n_threads, std::vector<HostBuffer> buffers);
 void run_greedy_accept(GreedyAcceptK k, std::vector<HostBuffer> buffers);
 void run_sample(SampleK k, int64_t rows, int n_threads, std::vector<HostBuffer> buffers);
+void run_spec_accept(SpecAcceptK k, int n_threads, std::vector<HostBuffer> buffers);
 // C = gemm(A, B) through cuBLAS with exactly the parameters of `g` (f32 in and out).
 void run_cublas_gemm(const GemmCall& g, const std::vector<float>& A, const std::vector<float>& B, std::vector<float>& C);
 

@@ -344,6 +344,36 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
     e_->download(&out.sampled, argmax_.get(), 4);
     return;
   }
+  // A verification pass whose acceptance runs here: only [m, token, path] comes back.
+  auto fetch_accept = [&](int64_t n) {
+    host_accept_.resize(static_cast<size_t>(n + 2));
+    e_->download(host_accept_.data(), accept_.get(), (n + 2) * 4);
+    out.accept_next = host_accept_[1];
+    out.accept_path.assign(host_accept_.begin() + 2, host_accept_.begin() + 2 + host_accept_[0]);
+  };
+  if (fo.spec_sampler) {  // speculative sampling: every row's distribution (SampleK), then the walk
+    out.data.clear();
+    const int64_t n = T - 1, V = c.n_vocab;  // Model::forward checked parents, uniforms and q offsets
+    const SamplerConfig& sc = *fo.spec_sampler;
+    host_u_.assign(fo.spec_uniforms.begin(), fo.spec_uniforms.end());
+    const float* du = stage(u_, host_u_);
+    grow(probs_, T * V);
+    grow(totals_, T);
+    grow(argmax_, T);
+    SampleK dist{logits_.get<float>(), V, sc.temperature, sc.top_k, sc.top_p, sc.min_p, du, probs_.get<float>(), argmax_.get<int32_t>()};
+    dist.total = totals_.get<float>();
+    e_->launch(dist, Grid{T, 1, kNtArgmax, SampleK::shm_floats(kNtArgmax)});
+    const int32_t* dpar = stage(parents_, fo.draft_parents);
+    const int64_t* doff = stage(q_off_, fo.spec_q_offsets);
+    const float* dq = stage(qd_, fo.spec_q_data);
+    grow(work_, V);
+    grow(accept_, n + 2);
+    e_->launch(SpecAcceptK{probs_.get<float>(), totals_.get<float>(), V, dtok + 1, dpar, doff, dq, du, n, work_.get<float>(),
+                           accept_.get<int32_t>()},
+               Grid{1, 1, kNtArgmax, SpecAcceptK::shm_floats(kNtArgmax)});
+    fetch_accept(n);
+    return;
+  }
   if (!fo.argmax_only) {
     out.data.resize(static_cast<size_t>(rows * c.n_vocab));
     e_->download(out.data.data(), logits_.get<float>(), rows * c.n_vocab * 4);
@@ -353,19 +383,16 @@ void DeviceModel::forward(std::span<const int32_t> tokens, std::span<const int32
   out.data.clear();
   grow(argmax_, rows);
   e_->launch(ArgmaxK{logits_.get<float>(), c.n_vocab, argmax_.get<int32_t>()}, Grid{rows, 1, kNtArgmax, 2 * kNtArgmax});
-  if (fo.greedy_parents.empty()) {
+  if (fo.draft_parents.empty()) {
     out.argmax.resize(static_cast<size_t>(rows));
     e_->download(out.argmax.data(), argmax_.get(), rows * 4);
     return;
   }
   const int64_t n = T - 1;  // Model::forward checked: one parent per draft node, logits for every row
-  const int32_t* dpar = stage(parents_, fo.greedy_parents);
+  const int32_t* dpar = stage(parents_, fo.draft_parents);
   grow(accept_, n + 2);
   e_->launch(GreedyAcceptK{argmax_.get<int32_t>(), dtok + 1, dpar, n, accept_.get<int32_t>()}, Grid{1, 1, 1, 0});
-  host_accept_.resize(static_cast<size_t>(n + 2));
-  e_->download(host_accept_.data(), accept_.get(), (n + 2) * 4);
-  out.greedy_next = host_accept_[1];
-  out.greedy_path.assign(host_accept_.begin() + 2, host_accept_.begin() + 2 + host_accept_[0]);
+  fetch_accept(n);
 }
 
 }  // namespace specula::cuda

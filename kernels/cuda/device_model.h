@@ -21,6 +21,9 @@
 //    gate-first and input/activation-sparse MLPs run on the CPU only: a clear error.
 //  * sampled decoding (temperature, top-k, top-p, min-p; ForwardOptions::sample) draws the token on the
 //    device (SampleK) from a uniform the host's Rng drew, and only the token comes back;
+//  * speculative sampling (ForwardOptions::spec_sampler): every row's distribution (SampleK), then
+//    SpeculativeSamplingVerifier's walk over the draft (SpecAcceptK) at the host's uniforms, with the
+//    drafts' q uploaded; only the accepted path and the next token come back;
 //  * logits are downloaded for the host samplers and verifiers, except in greedy decoding
 //    (ForwardOptions::argmax_only): ArgmaxK runs on the device and only the indices come back; a greedy
 //    verification pass also runs the acceptance on the device (GreedyAcceptK over the draft tree), so
@@ -80,8 +83,8 @@ class DeviceModel final : public DeviceBackend {
   std::vector<Layer> layers_;
   // Scratch (grown as needed).
   DevBuf x_, h_, q_, k_, v_, att_, o_, gate_, up_, logits_, tok_, pos_, mask_g_, mask_s_, rows_q_, rows_o_, rows_m_, heads_, argmax_, parents_,
-      accept_, u_, probs_;
-  std::vector<float> host_x_, host_mask_;
+      accept_, u_, probs_, totals_, q_off_, qd_, work_;
+  std::vector<float> host_x_, host_mask_, host_u_;
   std::vector<int32_t> host_rows_, host_accept_;
   LayerExec exec_;
 };

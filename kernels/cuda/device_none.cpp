@@ -32,6 +32,7 @@ void run_glu(GluK, int, std::vector<HostBuffer>) { require_device(); }
 void run_rope(RopeK, int64_t, int, std::vector<HostBuffer>) { require_device(); }
 void run_greedy_accept(GreedyAcceptK, std::vector<HostBuffer>) { require_device(); }
 void run_sample(SampleK, int64_t, int, std::vector<HostBuffer>) { require_device(); }
+void run_spec_accept(SpecAcceptK, int, std::vector<HostBuffer>) { require_device(); }
 void run_cublas_gemm(const GemmCall&, const std::vector<float>&, const std::vector<float>&, std::vector<float>&) { require_device(); }
 
 }  // namespace specula::cuda

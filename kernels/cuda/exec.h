@@ -35,6 +35,7 @@ struct Grid {
   X(ArgmaxK)                    \
   X(GreedyAcceptK)              \
   X(SampleK)                    \
+  X(SpecAcceptK)                \
   X(GatherAxpyK)                \
   X(GluK)                       \
   X(AddK)                       \

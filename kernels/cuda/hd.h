@@ -2,7 +2,7 @@
 // Host/device portability for the CUDA kernels' arithmetic.
 //
 // Every CUDA kernel in kernels/cuda/ is written as a *phased kernel*: a struct with
-//   static constexpr int phases(int n_threads)   number of barrier-separated phases
+//   int phases(int n_threads) const              number of barrier-separated phases (usually static)
 //   SPECULA_HD void phase(int p, Idx idx, float* shm) const
 // where phase p is the code one thread runs between two __syncthreads(). On the device,
 // launch_phased() (kernels/cuda/launch.cuh) runs all phases with a barrier after each; on the host,
@@ -32,7 +32,7 @@ struct Idx {
 template <class K>
 void emulate(const K& k, int64_t gx, int64_t gy, int n_threads, int64_t shm_floats) {
   std::vector<float> shm(static_cast<size_t>(shm_floats > 0 ? shm_floats : 1));
-  const int n_phases = K::phases(n_threads);
+  const int n_phases = k.phases(n_threads);
   for (int64_t by = 0; by < gy; ++by)
     for (int64_t bx = 0; bx < gx; ++bx) {
       std::fill(shm.begin(), shm.end(), 0.f);

@@ -367,6 +367,46 @@ struct GreedyAcceptK {
   }
 };
 
+// Inverse-CDF pick over w[0..n) (non-negative, unnormalised) at uniform u, in index order: the first
+// index whose cumulative sum exceeds u * sum (the last non-zero one on rounding), as Sampler::sample_from.
+// Three phases (q = 0, 1, 2) over contiguous per-thread chunks; a/b: nt floats each, st: 2 floats;
+// total (optional) receives the sum.
+SPECULA_HD void cdf_pick_phase(int q, const Idx& i, const float* w, int64_t n, float u, float* a, float* b, float* st,
+                               int32_t* out, float* total = nullptr) {
+  const int64_t len = (n + i.nt - 1) / i.nt, c0 = i.t * len, c1 = c0 + len < n ? c0 + len : n;
+  if (q == 0) {
+    float s = 0.f;
+    for (int64_t c = c0; c < c1; ++c) s += w[c];
+    a[i.t] = s;
+  } else if (q == 1) {
+    if (i.t == 0) {
+      float cum = 0.f;
+      int last = 0;
+      for (int t = 0; t < i.nt; ++t) {
+        b[t] = cum;
+        if (a[t] > 0.f) last = t;
+        cum += a[t];
+      }
+      st[0] = u * cum;
+      st[1] = static_cast<float>(last);
+      if (total) *total = cum;
+    }
+  } else {
+    const float target = st[0];
+    const bool last = i.t == static_cast<int>(st[1]);
+    if (!(a[i.t] > 0.f) || target < b[i.t] || (target >= b[i.t] + a[i.t] && !last)) return;
+    float cum = b[i.t];
+    int64_t pick = -1;
+    for (int64_t c = c0; c < c1; ++c)
+      if (w[c] > 0.f) {
+        cum += w[c];
+        pick = c;
+        if (target < cum) break;
+      }
+    *out = static_cast<int32_t>(pick);
+  }
+}
+
 // One token drawn per row from the Sampler's distribution (core/sampler.h, without repetition penalty):
 // softmax(x / temperature), then the top-k / top-p / min-p cuts over the ranking by probability (ties:
 // lower index first), renormalised, and an inverse-CDF draw in index order at the host's uniform u[row]
@@ -387,11 +427,12 @@ struct SampleK {
   const float* u;     // [rows] uniforms in [0, 1)
   float* p;           // [rows][n] scratch: the kept unnormalised probabilities
   int32_t* out;       // [rows]
+  float* total = nullptr;  // [rows] or null: the sum of each row's kept p (its normaliser)
   static constexpr int kBits = 64;
   static int64_t shm_floats(int nt) { return 2 * static_cast<int64_t>(nt) + 8; }
   static int phases(int nt) {
     const int L = ilog2(nt);
-    return 2 * L + 3 + kBits * (L + 2) + 3;
+    return 2 * L + 3 + kBits * (L + 2) + 4;
   }
   SPECULA_HD static uint64_t key(float v, int64_t j) {
     uint32_t b;
@@ -457,43 +498,119 @@ struct SampleK {
       }
     } else {
       const int q = ph - (2 * L + 3 + kBits * (L + 2));
-      const int64_t len = (n + i.nt - 1) / i.nt, c0 = i.t * len, c1 = c0 + len < n ? c0 + len : n;
-      if (q == 0) {  // the kept set (contiguous chunk per thread, for the scan in index order)
+      if (q == 0) {  // the kept set: zero the rest
         const uint64_t ts = get64(st + 4);
-        float s = 0.f;
-        for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t c = i.t; c < n; c += i.nt) {
           const bool kept = key(pr[c], c) >= ts && !(min_p > 0.f && pr[c] < min_p);  // max of pr is exp(0) = 1
-          pr[c] = kept ? pr[c] : 0.f;
-          s += pr[c];
-        }
-        a[i.t] = s;
-      } else if (q == 1) {
-        if (i.t == 0) {
-          float cum = 0.f;
-          int last = 0;
-          for (int t = 0; t < i.nt; ++t) {
-            b[t] = cum;
-            if (a[t] > 0.f) last = t;
-            cum += a[t];
-          }
-          st[1] = u[i.bx] * cum;
-          st[2] = static_cast<float>(last);
+          if (!kept) pr[c] = 0.f;
         }
       } else {
-        const float target = st[1];
-        const bool last = i.t == static_cast<int>(st[2]);
-        if (!(a[i.t] > 0.f) || target < b[i.t] || (target >= b[i.t] + a[i.t] && !last)) return;
-        float cum = b[i.t];
-        int64_t pick = -1;
-        for (int64_t c = c0; c < c1; ++c)
-          if (pr[c] > 0.f) {
-            cum += pr[c];
-            pick = c;
-            if (target < cum) break;
-          }
-        out[i.bx] = static_cast<int32_t>(pick);
+        cdf_pick_phase(q - 1, i, pr, n, u[i.bx], a, b, st, out + i.bx, total ? total + i.bx : nullptr);
       }
     }
+  }
+};
+
+// Speculative-sampling acceptance of a draft (chain or tree) on the device, as SpeculativeSamplingVerifier
+// without a repetition penalty: the target distribution of each row comes from SampleK (p rows, kept and
+// unnormalised, with their totals). From the root, the children of the current node are tried in index
+// order: child x (draft probability q_x) is accepted when u * q_x(x) < p(x); on a rejection
+// p <- normalise(max(0, p - q_x)) (one-hot q: p(x) <- 0) and the next child is tried; after an accepted
+// child its own row's p is the current one. When no child is left, the output token is drawn from the
+// current p at uniform u[n]. Try number s uses u[s] (at most n tries). One block; out as GreedyAcceptK:
+// [m, token, m accepted node indices]. phases: 1 + n * (L + 3) + 3 (with L = log2 nt).
+struct SpecAcceptK {
+  const float* p;          // [n + 1][V] kept target probabilities, unnormalised (SampleK's p)
+  const float* total;      // [n + 1] their sums
+  int64_t V;
+  const int32_t* draft;    // [n] node tokens
+  const int32_t* parent;   // [n] (-1 = root; parents precede children)
+  const int64_t* q_off;    // [n] offset of the node's q in q (V floats), -1 = one-hot at its token
+  const float* q;
+  const float* u;          // [n + 1]
+  int64_t n;
+  float* w;                // [V] scratch: the current distribution
+  int32_t* out;            // [n + 2]
+  static int64_t shm_floats(int nt) { return 2 * static_cast<int64_t>(nt) + 16; }
+  int phases(int nt) const { return 1 + static_cast<int>(n) * (ilog2(nt) + 3) + 3; }
+  SPECULA_HD void phase(int ph, const Idx& i, float* shm) const {
+    const int L = ilog2(i.nt);
+    float* a = shm;
+    float* b = shm + i.nt;
+    // st: [0] cur node (-1 root), [1] next child index to scan from, [2] done, [3] m, [4] mode of this try
+    // (0 none, 1 accepted, 2 rejected), [5] the tried node, [8..11) cdf_pick state.
+    float* st = shm + 2 * i.nt;
+    if (ph == 0) {  // w = the root row's distribution
+      const float inv = 1.f / total[0];
+      for (int64_t c = i.t; c < V; c += i.nt) w[c] = p[c] * inv;
+      if (i.t == 0) {
+        st[0] = -1.f;
+        st[1] = 0.f;
+        st[2] = 0.f;
+        st[3] = 0.f;
+      }
+      return;
+    }
+    const int slot_phases = L + 3;
+    if (ph < 1 + static_cast<int>(n) * slot_phases) {
+      const int s = (ph - 1) / slot_phases, off = (ph - 1) % slot_phases;
+      if (off == 0) {  // thread 0: try the next child of the current node
+        if (i.t != 0) return;
+        st[4] = 0.f;
+        if (st[2] != 0.f) return;
+        const int64_t cur = static_cast<int64_t>(st[0]);
+        int64_t c = static_cast<int64_t>(st[1]);
+        while (c < n && parent[c] != cur) ++c;
+        if (c >= n) {
+          st[2] = 1.f;  // no child left: the final draw
+          return;
+        }
+        const int32_t x = draft[c];
+        const float qx = q_off[c] < 0 ? 1.f : q[q_off[c] + x];
+        st[5] = static_cast<float>(c);
+        if (u[s] * qx < w[x]) {
+          const int m = static_cast<int>(st[3]);
+          out[2 + m] = static_cast<int32_t>(c);
+          st[3] = static_cast<float>(m + 1);
+          st[0] = static_cast<float>(c);
+          st[1] = static_cast<float>(c + 1);
+          st[4] = 1.f;
+        } else {
+          st[1] = static_cast<float>(c + 1);
+          st[4] = 2.f;
+        }
+        return;
+      }
+      const int mode = static_cast<int>(st[4]);
+      if (mode == 0) return;
+      const int64_t c = static_cast<int64_t>(st[5]);
+      if (off == 1) {
+        if (mode == 1) {  // accepted: the child's own row
+          const float inv = 1.f / total[c + 1];
+          for (int64_t j = i.t; j < V; j += i.nt) w[j] = p[(c + 1) * V + j] * inv;
+        } else {  // rejected: max(0, p - q)
+          float sum = 0.f;
+          const float* qc = q_off[c] < 0 ? nullptr : q + q_off[c];
+          for (int64_t j = i.t; j < V; j += i.nt) {
+            const float r = qc ? w[j] - qc[j] : (j == draft[c] ? 0.f : w[j]);
+            w[j] = r > 0.f ? r : 0.f;
+            sum += w[j];
+          }
+          a[i.t] = sum;
+        }
+      } else if (off <= L + 1) {
+        if (mode == 2) tree_sum_step(a, off - 2, i);
+      } else if (mode == 2) {  // renormalise; all mass removed (p == q up to rounding): the node's p again
+        const int64_t row = static_cast<int64_t>(st[0]) + 1;
+        const float sum = a[0];
+        const float inv = sum > 0.f ? 1.f / sum : 1.f / total[row];
+        for (int64_t j = i.t; j < V; j += i.nt) w[j] = sum > 0.f ? w[j] * inv : p[row * V + j] * inv;
+      }
+      return;
+    }
+    const int q3 = ph - (1 + static_cast<int>(n) * slot_phases);
+    cdf_pick_phase(q3, i, w, V, u[n], a, b, st + 8, out + 1);
+    if (q3 == 2 && i.t == 0) out[0] = static_cast<int32_t>(st[3]);
   }
 };
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/sampler.h"
+#include "verify/verifier.h"
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
@@ -161,6 +162,54 @@ TEST(CudaDevice, SampleMatchesTheHostSampler) {
     Sampler(sc).distribution(std::span<const float>(x.data() + r * n, n), {}, probs);
     for (int64_t j = 0; j < n; ++j) ASSERT_EQ(p[r * n + j] > 0.f, probs[j] > 0.f) << "row " << r << " element " << j;
     EXPECT_EQ(tok[r], Sampler::sample_from(probs, static_cast<double>(u[r]))) << "row " << r;
+  }
+}
+
+// The speculative-sampling walk on the device (SampleK rows + SpecAcceptK) against the host verifier with
+// the same uniforms, on a 5-node tree over SmolLM2's vocabulary size with explicit and one-hot q.
+TEST(CudaDevice, SpecAcceptMatchesTheHostVerifier) {
+  SKIP_WITHOUT_GPU();
+  const int64_t V = 49152, n = 5, T = n + 1;
+  SamplerConfig sc;
+  sc.temperature = 1.f;
+  sc.top_k = 40;
+  const Sampler sampler(sc);
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    Logits lg;
+    lg.n_vocab = V;
+    lg.n_rows = T;
+    lg.data = randn(T * V, seed, 3.f);
+    Draft d;
+    d.n_vocab = V;
+    const int32_t parents[n] = {-1, -1, 0, 0, 2};
+    for (int64_t j = 0; j < n; ++j) {
+      std::vector<float> probs;
+      sampler.distribution(lg.row(parents[j] + 1), {}, probs);  // q = the target's p: mostly accepted
+      Rng pick(seed * 100 + j);
+      const Token t = Sampler::sample_from(probs, pick);
+      if (j == 3) d.add(t, parents[j]);
+      else d.add(t, parents[j], probs);
+    }
+    SpeculativeSamplingVerifier host;
+    Rng rng(seed);
+    ForwardOptions fo;
+    host.prepare(d, sampler, rng, fo);
+    std::vector<float> u(fo.spec_uniforms.begin(), fo.spec_uniforms.end()), p(T * V), total(T), w(V);
+    std::vector<int32_t> toks(T), drafted, par(fo.draft_parents.begin(), fo.draft_parents.end()), res(n + 2);
+    std::vector<int64_t> qoff(fo.spec_q_offsets.begin(), fo.spec_q_offsets.end());
+    std::vector<float> q(d.q_data);
+    for (const auto& nd : d.nodes) drafted.push_back(nd.token);
+    SampleK dist{lg.data.data(), V, sc.temperature, sc.top_k, sc.top_p, sc.min_p, u.data(), p.data(), toks.data()};
+    dist.total = total.data();
+    run_sample(dist, T, 256, {in(lg.data), in(u), out(p), out(toks), out(total)});
+    run_spec_accept(SpecAcceptK{p.data(), total.data(), V, drafted.data(), par.data(), qoff.data(), q.data(), u.data(), n, w.data(),
+                                res.data()},
+                    256, {in(p), in(total), in(drafted), in(par), in(qoff), in(q), in(u), out(w), out(res)});
+    Accepted want;
+    host.accept(d, lg, {}, sampler, rng, want);
+    EXPECT_EQ(res[0], want.n_accepted) << "seed " << seed;
+    EXPECT_EQ(res[1], want.tokens.back()) << "seed " << seed;
+    EXPECT_EQ(std::vector<int32_t>(res.begin() + 2, res.begin() + 2 + res[0]), want.path) << "seed " << seed;
   }
 }
 

@@ -253,7 +253,7 @@ TEST_F(CudaForwardEmulated, GreedyPassesReturnOnlyTheArgmaxAndTheAcceptedPath) {
   ForwardOptions acc;
   acc.mask = mask.data();
   acc.argmax_only = true;
-  acc.greedy_parents = parents;
+  acc.draft_parents = parents;
   dev_->forward(toks, tpos, dc, nullptr, l, acc);
   EXPECT_TRUE(l.data.empty());
   Draft d;
@@ -267,17 +267,17 @@ TEST_F(CudaForwardEmulated, GreedyPassesReturnOnlyTheArgmaxAndTheAcceptedPath) {
   Rng rng(0);
   GreedyVerifier v;
   v.accept(d, host, {}, Sampler(SamplerConfig{}), rng, want);
-  EXPECT_EQ(l.greedy_path, want.path);
-  EXPECT_EQ(l.greedy_next, want.tokens.back());
+  EXPECT_EQ(l.accept_path, want.path);
+  EXPECT_EQ(l.accept_next, want.tokens.back());
   EXPECT_EQ(want.path, (std::vector<int32_t>{1, 2, 4}));  // the tree was accepted down to its deepest matching node
 
   // Bad parents are a clear error, not an out-of-bounds walk on the device.
   KvCache dc2 = dev_->make_cache(32);
   ForwardOptions bad = acc;
   const std::vector<int32_t> cyclic = {-1, 3, 1, 2, 2};
-  bad.greedy_parents = cyclic;
+  bad.draft_parents = cyclic;
   test::expect_error([&] { dev_->forward(toks, tpos, dc2, nullptr, l, bad); }, {"draft node 1", "parent 3"});
-  bad.greedy_parents = std::span<const int32_t>(parents).first(3);
+  bad.draft_parents = std::span<const int32_t>(parents).first(3);
   test::expect_error([&] { dev_->forward(toks, tpos, dc2, nullptr, l, bad); }, {"3 draft parents", "6 tokens"});
 }
 
@@ -314,6 +314,38 @@ TEST_F(CudaForwardEmulated, SampledDecodingDrawsOnTheDeviceAndMatchesTheCpu) {
   EXPECT_GE(l.sampled, 0);
   fo.sample_u = 1.0;
   test::expect_error([&] { dev_->forward(std::vector<Token>{1}, std::vector<Pos>{5}, dc, nullptr, l, fo); }, {"sample_u", "[0, 1)"});
+}
+
+// Speculative sampling with the acceptance on the device (SampleK + SpecAcceptK over the verification
+// pass): seeded runs give the CPU engine's tokens, for a one-hot (n-gram) and an explicit-q (layer-skip
+// tree) draft; a repetition penalty keeps the walk on the host and still agrees.
+TEST_F(CudaForwardEmulated, SpeculativeSamplingOnTheDeviceMatchesTheCpu) {
+  const std::vector<Token> prompt = {1, 7, 22, 5, 40, 13, 7, 22};
+  GenerateConfig gc;
+  gc.max_tokens = 20;
+  gc.stop_at_eog = false;
+  SamplerConfig sc;
+  sc.temperature = 0.9f;
+  sc.top_p = 0.95f;
+  SamplerConfig pen = sc;
+  pen.repetition_penalty = 1.2f;
+  for (const SamplerConfig& cfg : {sc, pen})
+    for (const char* spec : {"ngram:min=1,max=2", "layerskip:skip=1,branches=2"}) {
+      SpecResult r[2];
+      Model* models[2] = {cpu_.get(), dev_.get()};
+      for (int i = 0; i < 2; ++i) {
+        auto d = make_drafter(spec, *models[i], DrafterOptions{});
+        SpeculativeSamplingVerifier v;
+        SpecConfig spc;
+        spc.gen = gc;
+        spc.k = 3;
+        Rng rng(11);
+        r[i] = speculative_generate(*models[i], *d, v, prompt, spc, Sampler(cfg), rng);
+      }
+      EXPECT_EQ(r[1].tokens, r[0].tokens) << spec << " penalty " << cfg.repetition_penalty;
+      EXPECT_EQ(r[1].stats.accepted, r[0].stats.accepted) << spec;
+      EXPECT_GT(r[1].stats.steps, 0) << spec;
+    }
 }
 
 TEST_F(CudaForwardEmulated, WhatRunsOnTheCpuOnlyIsAClearError) {

@@ -269,8 +269,8 @@ TEST(CudaHost, GreedyAcceptTreesMatchTheVerifier) {
     // And the verifier, handed the device's result, reproduces the whole Accepted record.
     Logits dev = only;
     dev.argmax.clear();
-    dev.greedy_next = out[1];
-    dev.greedy_path.assign(out.begin() + 2, out.begin() + 2 + out[0]);
+    dev.accept_next = out[1];
+    dev.accept_path.assign(out.begin() + 2, out.begin() + 2 + out[0]);
     Accepted from_dev;
     v.accept(d, dev, {}, greedy, rng, from_dev);
     ASSERT_EQ(from_dev.tokens, want.tokens);

@@ -1,4 +1,5 @@
-// Losslessness of speculative sampling on synthetic distributions (acceptance item 2a).
+// Losslessness of speculative sampling on synthetic distributions (acceptance item 2a), for the host
+// verifier and for the CUDA backend's device walk (SampleK + SpecAcceptK, run in the host emulator).
 // Each case fixes a target distribution p (the sampler's softmax of log p at temperature 1) and a draft
 // scheme; 2e5 seeded trials draw the draft, run the verifier and record the emitted token(s). A
 // chi-square goodness-of-fit test against p (cells with zero target probability must stay empty) at
@@ -9,7 +10,9 @@
 
 #include <cmath>
 #include <functional>
+#include <random>
 
+#include "kernels/cuda/kernels_math.h"
 #include "verify/verifier.h"
 
 namespace specula {
@@ -46,6 +49,40 @@ class WrongVerifier : public SpeculativeSamplingVerifier {
     }
     out.tokens.push_back(Sampler::sample_from(p_, rng));
   }
+};
+
+// The CUDA backend's speculative-sampling acceptance, emulated: prepare() draws the uniforms and sets
+// the pass options as for a device; SampleK turns each logits row into the target distribution and
+// SpecAcceptK walks the draft; the verifier then takes the device's result (Logits::accept_path).
+class EmulatedDeviceVerifier : public SpeculativeSamplingVerifier {
+ public:
+  std::string name() const override { return "device walk (emulated)"; }
+  void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler, Rng& rng,
+              Accepted& out) override {
+    using namespace cuda;
+    ForwardOptions fo;
+    prepare(draft, sampler, rng, fo);
+    ASSERT_NE(fo.spec_sampler, nullptr);
+    const int64_t n = draft.size(), T = n + 1, V = logits.n_vocab;
+    const SamplerConfig& sc = *fo.spec_sampler;
+    std::vector<float> u(fo.spec_uniforms.begin(), fo.spec_uniforms.end()), p(static_cast<size_t>(T * V)), total(static_cast<size_t>(T));
+    std::vector<int32_t> toks(static_cast<size_t>(T)), drafted, res(static_cast<size_t>(n + 2), -1);
+    for (const auto& nd : draft.nodes) drafted.push_back(nd.token);
+    SampleK dist{logits.data.data(), V, sc.temperature, sc.top_k, sc.top_p, sc.min_p, u.data(), p.data(), toks.data()};
+    dist.total = total.data();
+    emulate(dist, T, 1, kNt, SampleK::shm_floats(kNt));
+    std::vector<float> w(static_cast<size_t>(V));
+    const SpecAcceptK walk{p.data(), total.data(), V, drafted.data(), fo.draft_parents.data(), fo.spec_q_offsets.data(),
+                           fo.spec_q_data.data(), u.data(), n, w.data(), res.data()};
+    emulate(walk, 1, 1, kNt, SpecAcceptK::shm_floats(kNt));
+    Logits dev;
+    dev.n_vocab = V;
+    dev.n_rows = T;
+    dev.accept_next = res[1];
+    dev.accept_path.assign(res.begin() + 2, res.begin() + 2 + res[0]);
+    SpeculativeSamplingVerifier::accept(draft, dev, history, sampler, rng, out);
+  }
+  static constexpr int kNt = 4;  // several threads per block, so chunked scans and reductions are exercised
 };
 
 struct Case {
@@ -90,7 +127,7 @@ std::function<void(Draft&, Rng&)> iid(std::vector<double> q, int b) {
 }
 
 // Chi-square statistic of the first emitted token over kTrials; zero-probability cells must be empty.
-double run_case(const Case& c, Verifier& v, int64_t* df_out) {
+double run_case(const Case& c, Verifier& v, int64_t* df_out, int64_t trials = kTrials) {
   const int64_t V = static_cast<int64_t>(c.p.size());
   SamplerConfig sc;
   sc.temperature = 1.f;
@@ -108,7 +145,7 @@ double run_case(const Case& c, Verifier& v, int64_t* df_out) {
   Accepted acc;
   std::vector<int64_t> count(static_cast<size_t>(V), 0);
   const std::vector<Token> history = {0};
-  for (int64_t t = 0; t < kTrials; ++t) {
+  for (int64_t t = 0; t < trials; ++t) {
     d.clear();
     c.draft(d, rng);
     v.accept(d, logits, history, sampler, rng, acc);
@@ -117,7 +154,7 @@ double run_case(const Case& c, Verifier& v, int64_t* df_out) {
   double chi2 = 0;
   int64_t df = -1;
   for (int64_t i = 0; i < V; ++i) {
-    const double e = c.p[static_cast<size_t>(i)] * kTrials;
+    const double e = c.p[static_cast<size_t>(i)] * static_cast<double>(trials);
     if (e == 0) {
       EXPECT_EQ(count[static_cast<size_t>(i)], 0) << c.name << ": token " << i << " has p = 0 but was emitted";
       continue;
@@ -155,6 +192,70 @@ TEST(SpeculativeSampling, FirstTokenFollowsTargetDistribution) {
     std::printf("[spec-sampling] %-30s chi2 %.1f (df %lld, critical %.1f at 1e-4)\n", c.name, chi2, static_cast<long long>(df), crit);
     EXPECT_LT(chi2, crit) << c.name;
   }
+}
+
+TEST(SpeculativeSampling, DeviceWalkFollowsTargetDistribution) {
+  for (const auto& c : cases()) {
+    EmulatedDeviceVerifier v;
+    int64_t df = 0;
+    const double chi2 = run_case(c, v, &df, 50000);  // emulated launches: a quarter of the host's trials
+    const double crit = chi2_crit(df);
+    std::printf("[spec-sampling] device walk %-30s chi2 %.1f (df %lld, critical %.1f at 1e-4)\n", c.name, chi2,
+                static_cast<long long>(df), crit);
+    EXPECT_LT(chi2, crit) << c.name;
+  }
+}
+
+// The device walk and the host verifier, given the same uniforms, accept the same path and emit the same
+// token: random trees of up to 12 nodes with explicit and one-hot q, and top-k / top-p cuts.
+TEST(SpeculativeSampling, DeviceWalkEqualsTheHostVerifier) {
+  std::mt19937 g(3);
+  const int64_t V = 12;
+  int same = 0, total = 0, deep = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    SamplerConfig sc;
+    sc.temperature = trial % 2 ? 1.f : 0.6f;
+    if (trial % 3 == 1) sc.top_k = 6;
+    if (trial % 5 == 2) sc.top_p = 0.8f;
+    const Sampler sampler(sc);
+    const int64_t n = 1 + static_cast<int64_t>(g() % 12);
+    Logits lg;
+    lg.n_vocab = V;
+    lg.n_rows = n + 1;
+    std::normal_distribution<float> N(0.f, 1.5f);
+    for (int64_t i = 0; i < (n + 1) * V; ++i) lg.data.push_back(N(g));
+    Draft d;
+    d.n_vocab = V;
+    for (int64_t j = 0; j < n; ++j) {
+      const int32_t parent = static_cast<int32_t>(g() % (j + 1)) - 1;
+      // The draft leans towards the target's likely tokens so that paths get accepted.
+      std::vector<float> q(static_cast<size_t>(V));
+      double s = 0;
+      for (int64_t x = 0; x < V; ++x) s += (q[static_cast<size_t>(x)] = std::exp(lg.data[static_cast<size_t>((parent + 1) * V + x)] + 0.5f * N(g)));
+      for (auto& v : q) v = static_cast<float>(v / s);
+      Rng pick(g());
+      const Token t = Sampler::sample_from(q, pick);
+      if (j % 3 == 2) d.add(t, parent);  // one-hot
+      else d.add(t, parent, q);
+    }
+    const std::vector<Token> history = {0};
+    const uint64_t seed = g();
+    Rng r_host(seed), r_dev(seed);
+    SpeculativeSamplingVerifier host;
+    EmulatedDeviceVerifier dev;
+    Accepted a_host, a_dev;
+    ForwardOptions fo;
+    host.prepare(d, sampler, r_host, fo);  // the same uniforms as the device walk draws
+    host.accept(d, lg, history, sampler, r_host, a_host);
+    dev.accept(d, lg, history, sampler, r_dev, a_dev);
+    ++total;
+    same += a_host.tokens == a_dev.tokens && a_host.path == a_dev.path;
+    deep += a_host.n_accepted >= 2;
+  }
+  // Float vs double sums may flip a decision whose uniform falls within rounding of its threshold.
+  std::printf("[spec-sampling] device walk vs host verifier: %d of %d steps identical\n", same, total);
+  EXPECT_GE(same, total - total / 200) << same << " of " << total << " steps agree";
+  EXPECT_GT(deep, 100);
 }
 
 TEST(SpeculativeSampling, WrongVerifierIsCaught) {
