@@ -39,9 +39,10 @@ void LmDrafter::propose(const DraftContext& ctx, int64_t max_k, Draft& out) {
   const Sampler& smp = *ctx.sampler;
   const bool greedy = smp.config().greedy();
   const bool penalty = smp.config().repetition_penalty != 1.f;
+  const int64_t branches = std::min<int64_t>(cfg_.branches, std::max<int64_t>(1, ctx.max_nodes / max_k));
+  argmax_only_ = smp.argmax_only() && branches == 1 && !(ctx.min_confidence > 0.f);
   const int64_t base = sync(ctx, root_logits_);
   out.n_vocab = root_logits_.n_vocab;
-  const int64_t branches = std::min<int64_t>(cfg_.branches, std::max<int64_t>(1, ctx.max_nodes / max_k));
   first_.clear();
   if (!greedy) smp.distribution(root_logits_.row(0), ctx.tokens, root_q_);
 
@@ -51,9 +52,12 @@ void LmDrafter::propose(const DraftContext& ctx, int64_t max_k, Draft& out) {
     const Logits* cur = &root_logits_;
     hist_.assign(ctx.tokens.begin(), ctx.tokens.end());
     for (int64_t d = 0; d < max_k && out.size() < ctx.max_nodes; ++d) {
-      auto row = cur->row(cur->n_rows - 1);
+      const std::span<const float> row = argmax_only_ ? std::span<const float>() : cur->row(cur->n_rows - 1);
       Token t;
-      if (greedy) {
+      if (argmax_only_) {  // the pass returned only the argmax
+        t = cur->argmax.back();
+        parent = out.add(t, parent);
+      } else if (greedy) {
         if (d == 0) {
           t = argmax_excluding(row, first_);  // b-th best first token
         } else {

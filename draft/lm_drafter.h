@@ -35,6 +35,15 @@ class LmDrafter : public Drafter {
   virtual void rollback(int64_t n, const DraftContext& ctx) = 0;
   // Called after the last branch (a self-draft truncates the target cache back here).
   virtual void finish(const DraftContext& ctx) {}
+  // Forward options for sync() and feed(): logits of the last row, or only its argmax when this step's
+  // draft needs nothing else (greedy, one branch, no penalty, no confidence stop; a device model then
+  // sends back one index per pass instead of a vocabulary-sized row).
+  ForwardOptions pass_options() const {
+    ForwardOptions fo;
+    fo.logits = LogitsFor::Last;
+    fo.argmax_only = argmax_only_;
+    return fo;
+  }
 
   LmDraftConfig cfg_;
 
@@ -43,6 +52,7 @@ class LmDrafter : public Drafter {
   std::vector<float> q_, root_q_;
   std::vector<Token> hist_;
   std::vector<Token> first_;  // first-level tokens already used (greedy top-b / without replacement)
+  bool argmax_only_ = false;
 };
 
 }  // namespace specula

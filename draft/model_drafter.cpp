@@ -80,8 +80,7 @@ int64_t ModelDrafter::sync(const DraftContext& ctx, Logits& out) {
   const size_t n = s.size() - c;
   pos_.resize(n);
   for (size_t i = 0; i < n; ++i) pos_[i] = static_cast<Pos>(c + i);
-  ForwardOptions fo;
-  fo.logits = LogitsFor::Last;
+  const ForwardOptions fo = pass_options();
   model_->forward(s.subspan(c), pos_, cache_, nullptr, out, fo);
   held_.insert(held_.end(), s.begin() + static_cast<std::ptrdiff_t>(c), s.end());
   ++stats_.forwards;
@@ -90,8 +89,7 @@ int64_t ModelDrafter::sync(const DraftContext& ctx, Logits& out) {
 }
 
 void ModelDrafter::feed(Token t, Pos pos, const DraftContext& ctx, Logits& out) {
-  ForwardOptions fo;
-  fo.logits = LogitsFor::Last;
+  const ForwardOptions fo = pass_options();
   model_->forward(std::span<const Token>(&t, 1), std::span<const Pos>(&pos, 1), cache_, nullptr, out, fo);
   held_.push_back(t);
   ++stats_.forwards;

@@ -32,8 +32,7 @@ int64_t SelfDrafter::sync(const DraftContext& ctx, Logits& out) {
          ctx.tokens.size());
   const Token t = ctx.tokens.back();
   const Pos p = static_cast<Pos>(committed_);
-  ForwardOptions fo;
-  fo.logits = LogitsFor::Last;
+  const ForwardOptions fo = pass_options();
   target_.forward(std::span<const Token>(&t, 1), std::span<const Pos>(&p, 1), c, &strategy_->forward_plan(), out, fo);
   ++stats_.forwards;
   ++stats_.fed_tokens;
@@ -41,8 +40,7 @@ int64_t SelfDrafter::sync(const DraftContext& ctx, Logits& out) {
 }
 
 void SelfDrafter::feed(Token t, Pos pos, const DraftContext& ctx, Logits& out) {
-  ForwardOptions fo;
-  fo.logits = LogitsFor::Last;
+  const ForwardOptions fo = pass_options();
   target_.forward(std::span<const Token>(&t, 1), std::span<const Pos>(&pos, 1), *ctx.target_cache,
                   &strategy_->forward_plan(), out, fo);
   ++stats_.forwards;
