@@ -63,7 +63,7 @@ GenerateResult generate(Model& model, const std::vector<Token>& prompt, const Ge
     ForwardOptions fo;
     fo.logits = LogitsFor::Last;
     fo.argmax_only = sampler.argmax_only();
-    if (!sc.greedy() && sc.repetition_penalty == 1.f) {
+    if (sc.history_free_sampling()) {
       // The uniform the host sampler would draw for this token, drawn now (same Rng stream).
       fo.sample = &sc;
       fo.sample_u = rng.uniform();

@@ -435,7 +435,7 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
       if (fo.draft_parents[j] < -1 || fo.draft_parents[j] >= static_cast<int32_t>(j))
         fail("forward: draft node {} has parent {} (expected -1 <= parent < {})", j, fo.draft_parents[j], j);
     if (fo.spec_sampler) {
-      if (fo.spec_sampler->greedy() || fo.spec_sampler->repetition_penalty != 1.f)
+      if (!fo.spec_sampler->history_free_sampling())
         fail("forward: speculative sampling in the pass needs temperature > 0 and no repetition penalty");
       fo.spec_sampler->validate();
       if (static_cast<int64_t>(fo.spec_uniforms.size()) != T || static_cast<int64_t>(fo.spec_q_offsets.size()) != T - 1)
@@ -449,7 +449,7 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     }
   }
   if (fo.sample) {
-    if (fo.sample->greedy() || fo.sample->repetition_penalty != 1.f || fo.argmax_only)
+    if (!fo.sample->history_free_sampling() || fo.argmax_only)
       fail("forward: sampling in the pass needs temperature > 0 and no repetition penalty, without argmax_only");
     if (fo.logits != LogitsFor::Last && T != 1) fail("forward: sampling in the pass draws from the last row only (LogitsFor::Last)");
     if (!(fo.sample_u >= 0 && fo.sample_u < 1)) fail("forward: sample_u {} is not a uniform in [0, 1)", fo.sample_u);

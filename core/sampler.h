@@ -21,6 +21,9 @@ struct SamplerConfig {
   uint64_t seed = 0;
 
   bool greedy() const { return temperature <= 0.f; }
+  // Sampling (temperature > 0) whose distribution depends on the logits alone, not on the history (no
+  // repetition penalty): a forward pass can draw from it by itself (ForwardOptions::sample, spec_sampler).
+  bool history_free_sampling() const { return !greedy() && repetition_penalty == 1.f; }
   // Throws Error naming the invalid value and the accepted range.
   void validate() const;
 };

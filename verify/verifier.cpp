@@ -45,12 +45,16 @@ void GreedyVerifier::prepare(const Draft& draft, const Sampler& sampler, Rng&, F
   fo.draft_parents = parents_;
 }
 
-void SpeculativeSamplingVerifier::prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) {
+void SpeculativeSamplingVerifier::draw_uniforms(const Draft& draft, Rng& rng) {
   u_.resize(draft.nodes.size() + 1);
   for (auto& u : u_) u = rng.uniform();
+}
+
+void SpeculativeSamplingVerifier::prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) {
+  draw_uniforms(draft, rng);
   drawn_ = true;
   const SamplerConfig& sc = sampler.config();
-  if (sc.greedy() || sc.repetition_penalty != 1.f) return;  // the walk needs the history: host only
+  if (!sc.history_free_sampling()) return;  // the walk needs the history: host only
   fill_parents(draft);
   q_off_.resize(draft.nodes.size());
   for (size_t i = 0; i < draft.nodes.size(); ++i) q_off_[i] = draft.nodes[i].q_offset;
@@ -95,10 +99,7 @@ void SpeculativeSamplingVerifier::accept(const Draft& draft, const Logits& logit
                                          const Sampler& sampler, Rng& rng, Accepted& out) {
   out.clear();
   index_children(draft);
-  if (!drawn_ || u_.size() != draft.nodes.size() + 1) {  // not prepared: draw the step's uniforms now
-    u_.resize(draft.nodes.size() + 1);
-    for (auto& u : u_) u = rng.uniform();
-  }
+  if (!drawn_ || u_.size() != draft.nodes.size() + 1) draw_uniforms(draft, rng);  // not prepared: draw them now
   drawn_ = false;
   for (size_t i = 0; i < draft.nodes.size(); ++i) {
     const float qx = draft.q_of_token(static_cast<int64_t>(i));

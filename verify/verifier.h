@@ -98,8 +98,8 @@ class SpeculativeSamplingVerifier : public Verifier {
  public:
   std::string name() const override { return "speculative-sampling"; }
   bool lossy() const override { return false; }
-  // Draws the step's uniforms now (so the pass can run the walk on a device) unless a repetition
-  // penalty keeps it on the host.
+  // Draws the step's uniforms now; unless a repetition penalty keeps the walk on the host, also hands
+  // them, the sampler and the drafts' q to the pass, so a device can run the walk.
   void prepare(const Draft& draft, const Sampler& sampler, Rng& rng, ForwardOptions& fo) override;
   void accept(const Draft& draft, const Logits& logits, std::span<const Token> history, const Sampler& sampler, Rng& rng,
               Accepted& out) override;
@@ -111,6 +111,7 @@ class SpeculativeSamplingVerifier : public Verifier {
   std::vector<double> u_;
   std::vector<int64_t> q_off_;
   bool drawn_ = false;
+  void draw_uniforms(const Draft& draft, Rng& rng);
 };
 
 class TypicalAcceptanceVerifier : public Verifier {

@@ -449,7 +449,7 @@ struct SampleK {
     const int L = ilog2(i.nt);
     float* a = shm;
     float* b = shm + i.nt;
-    float* st = shm + 2 * i.nt;  // [0] S, [1] target, [2] last non-empty chunk, [4..6) lo, [6..8) hi
+    float* st = shm + 2 * i.nt;  // [0] S, [4..6) lo, [6..8) hi; then [0..2) cdf_pick_phase
     const float* xr = x + i.bx * n;
     float* pr = p + i.bx * n;
     const bool cut = top_k > 0 || top_p < 1.f;

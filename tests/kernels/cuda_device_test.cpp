@@ -60,10 +60,9 @@ TEST(CudaDevice, GemvAllWeightTypes) {
   SKIP_WITHOUT_GPU();
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
     const int64_t rows = 300, cols = 576, T = 3;
-    const auto wf = randn(rows * cols, 7, 0.5f);
-    const int64_t rb = row_bytes(t, cols);
-    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
-    for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+    test::RandomMatrix wm = test::random_matrix(t, rows, cols, 7, 0.5f);
+    std::vector<uint8_t>& w = wm.bytes;
+    const int64_t rb = wm.view.row_stride;
     auto x = randn(T * cols, 8);
     std::vector<float> y(T * rows), yr(y.size());
     run_gemv(GemvK{static_cast<WType>(t), w.data(), rb, rows, cols, x.data(), y.data()}, 128, {in(w), in(x), out(y)});

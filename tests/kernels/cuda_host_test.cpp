@@ -123,10 +123,9 @@ TEST(CudaHost, Gemv) {
   for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1})
     for (int nt : {1, 32, 128}) {
       const int64_t rows = 37, cols = 96, T = 2;
-      const auto wf = randn(static_cast<size_t>(rows * cols), 7, 0.5f);
-      const int64_t rb = row_bytes(t, cols);
-      std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
-      for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+      const test::RandomMatrix m = test::random_matrix(t, rows, cols, 7, 0.5f);
+      const std::vector<uint8_t>& w = m.bytes;
+      const int64_t rb = m.view.row_stride;
       const auto x = randn(static_cast<size_t>(T * cols), 8);
       std::vector<float> y(static_cast<size_t>(T * rows)), yr(y.size());
       emulate(GemvK{static_cast<WType>(t), w.data(), rb, rows, cols, x.data(), y.data()}, rows, T, nt, nt);
@@ -356,17 +355,16 @@ TEST(CudaHost, GatherAxpyMatchesReference) {
   for (DType t : {DType::F32, DType::F16, DType::Q8_0})
     for (int nt : {1, 32, 128}) {
       const int64_t n_in = 70, cols = 96, T = 2;
-      const auto wf = randn(static_cast<size_t>(n_in * cols), 3);
-      const int64_t rb = row_bytes(t, cols);
-      std::vector<uint8_t> w(static_cast<size_t>(rb * n_in));
-      for (int64_t r = 0; r < n_in; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+      const test::RandomMatrix wm = test::random_matrix(t, n_in, cols, 3, 1.f);
+      const std::vector<uint8_t>& w = wm.bytes;
+      const int64_t rb = wm.view.row_stride;
       const std::vector<int32_t> rows = {0, 3, 4, 5, 19, 40, 69};
       auto a = randn(rows.size() * T, 4);
       a[2] = 0.f;
       std::vector<float> y(static_cast<size_t>(T * cols)), yr(y.size());
       emulate(GatherAxpyK{static_cast<WType>(t), w.data(), rb, cols, rows.data(), static_cast<int64_t>(rows.size()), a.data(), y.data()},
               (cols + nt - 1) / nt, T, nt, 0);
-      ref::gather_axpy(WeightView{t, n_in, cols, w.data(), rb}, rows, a.data(), T, yr.data());
+      ref::gather_axpy(wm.view, rows, a.data(), T, yr.data());
       EXPECT_LT(max_rel_err(y, yr), 1e-6) << dtype_traits(t).name << " nt=" << nt;
     }
 }
@@ -402,10 +400,9 @@ TEST(CudaHost, ReluFamilyActivationsWithThresholds) {
 TEST(CudaHost, GemvGatheredRowsAreTheFullRows) {
   for (DType t : {DType::F16, DType::Q4_1}) {
     const int64_t rows = 40, cols = 64, T = 3;
-    const auto wf = randn(static_cast<size_t>(rows * cols), 5, 0.5f);
-    const int64_t rb = row_bytes(t, cols);
-    std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
-    for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+    const test::RandomMatrix wm = test::random_matrix(t, rows, cols, 5, 0.5f);
+    const std::vector<uint8_t>& w = wm.bytes;
+    const int64_t rb = wm.view.row_stride;
     const auto x = randn(static_cast<size_t>(T * cols), 6);
     std::vector<float> full(static_cast<size_t>(T * rows));
     emulate(GemvK{static_cast<WType>(t), w.data(), rb, rows, cols, x.data(), full.data()}, rows, T, 32, 32);
@@ -423,10 +420,9 @@ TEST(CudaHost, EmbeddingRowsAndDequantMatchDequantizeRow) {
   const int64_t rows = 9, cols = 96;
   for (DType t : {DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0})
     for (int nt : {1, 64}) {
-      const auto wf = randn(static_cast<size_t>(rows * cols), 2, 0.7f);
-      const int64_t rb = row_bytes(t, cols);
-      std::vector<uint8_t> w(static_cast<size_t>(rb * rows));
-      for (int64_t r = 0; r < rows; ++r) ref::quantize_row(t, wf.data() + r * cols, w.data() + r * rb, cols);
+      const test::RandomMatrix wm = test::random_matrix(t, rows, cols, 2, 0.7f);
+      const std::vector<uint8_t>& w = wm.bytes;
+      const int64_t rb = wm.view.row_stride;
       std::vector<float> wd(static_cast<size_t>(rows * cols)), all(wd.size());
       for (int64_t r = 0; r < rows; ++r) ref::dequantize_row(t, w.data() + r * rb, wd.data() + r * cols, cols);
       emulate(DequantK{static_cast<WType>(t), w.data(), rb, cols, all.data()}, rows, 1, nt, 0);
