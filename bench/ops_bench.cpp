@@ -56,7 +56,7 @@ void BM_Attention(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
 }
-BENCHMARK(BM_Attention<false>)->Args({256, 1})->Args({256, 8})->Args({512, 64})->Name("ops::attention[9h/3kv,64]");
+BENCHMARK(BM_Attention<false>)->Args({256, 1})->Args({256, 8})->Args({512, 64})->Args({1536, 1})->Args({1536, 5})->Name("ops::attention[9h/3kv,64]");
 BENCHMARK(BM_Attention<true>)->Args({256, 1})->Args({256, 8})->Name("ref::attention[9h/3kv,64]");
 
 // Gated activations over SmolLM2's MLP width x range(1) tokens; range(0): 0 ref, 1 dispatched (SIMD).

@@ -50,14 +50,74 @@ HWY_INLINE void RoundF16(float* p) {
 #endif
 }
 
+#if HWY_TARGET <= HWY_AVX3
+// 16 vectors of 16 lanes (rows of v, 16 floats each) -> one vector whose lane i is the sum of row
+// i's lanes. Every row is summed by the same tree, lanes (l, l+8), then (l, l+4), (l, l+2), (l, l+1),
+// whatever its position, so a key's score does not depend on which keys share its block (batch
+// invariance). 45 shuffles/adds for 16 rows instead of a horizontal reduction per row.
+HWY_INLINE __m512 SumRows16(const float* v) {
+  __m512 r1[8], r2[4], r3[2];
+  for (int i = 0; i < 8; ++i) {
+    const __m512 a = _mm512_loadu_ps(v + 32 * i), b = _mm512_loadu_ps(v + 32 * i + 16);
+    const __m512 lo = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0));  // a0-7 b0-7
+    const __m512 hi = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2));  // a8-15 b8-15
+    r1[i] = _mm512_add_ps(lo, hi);                                          // half h: row 2i+h
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512 u = _mm512_shuffle_f32x4(r1[2 * i], r1[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 w = _mm512_shuffle_f32x4(r1[2 * i], r1[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));
+    r2[i] = _mm512_add_ps(u, w);  // 128-bit block k: row 4i+k
+  }
+  for (int i = 0; i < 2; ++i) {
+    const __m512 u = _mm512_shuffle_ps(r2[2 * i], r2[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 w = _mm512_shuffle_ps(r2[2 * i], r2[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2));
+    r3[i] = _mm512_add_ps(u, w);  // block k: lanes 0-1 row 8i+k, lanes 2-3 row 8i+4+k
+  }
+  const __m512 u = _mm512_shuffle_ps(r3[0], r3[1], _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 w = _mm512_shuffle_ps(r3[0], r3[1], _MM_SHUFFLE(3, 1, 3, 1));
+  // Lane 4k + e holds row 4e + k; put row i in lane i.
+  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(perm, _mm512_add_ps(u, w));
+}
+#endif
+
 // Query heads of one token that read the same key/value head (GQA) run together: each key and
 // value row is loaded (and converted from f16) once for all of them. Every head's arithmetic is the
 // same sequence of operations as when it runs alone (its own accumulators, compacted key list and
 // sums), so results do not depend on which heads share a call.
 constexpr int64_t kMaxRun = 8;
 
-template <bool kF16>
-void RunHeads(const AttentionArgs& a, int64_t t, int64_t h0, int64_t R) {
+// The value pass of RunHeadsR for vectors [d0, d0 + NV * N) of the R heads: o = sum_j p_j v_j over
+// the visible keys in order (zero probabilities skipped). NV and R are compile-time so that the
+// R x NV accumulators stay in registers.
+template <bool kF16, int64_t R, int64_t NV>
+HWY_INLINE void VRows(const AttentionArgs& a, int64_t t, int64_t h0, int64_t hk, int64_t d0, const int32_t* vis,
+                      int64_t n_vis, const float* pbuf, int64_t n_pad) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[R][NV];
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t u = 0; u < NV; ++u) acc[r][u] = hn::Zero(df);
+  for (int64_t jj = 0; jj < n_vis; ++jj) {
+    const int64_t off = (static_cast<int64_t>(vis[jj]) * a.n_head_kv + hk) * a.head_dim_v + d0;
+    VF vrow[NV];
+    for (int64_t u = 0; u < NV; ++u) vrow[u] = LoadRow<kF16>(a.v, off + u * N);
+    for (int64_t r = 0; r < R; ++r) {
+      const float pj = pbuf[r * n_pad + jj];
+      if (pj == 0.0f) continue;
+      const VF pv = hn::Set(df, pj);
+      for (int64_t u = 0; u < NV; ++u) acc[r][u] = hn::MulAdd(pv, vrow[u], acc[r][u]);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    float* o = a.out + (t * a.n_head + h0 + r) * a.head_dim_v;
+    for (int64_t u = 0; u < NV; ++u) hn::StoreU(acc[r][u], df, o + d0 + u * N);
+  }
+}
+
+// R is a template parameter so that the per-head accumulators stay in registers.
+template <bool kF16, int64_t R>
+void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   constexpr float NEG = -std::numeric_limits<float>::infinity();
@@ -90,37 +150,116 @@ void RunHeads(const AttentionArgs& a, int64_t t, int64_t h0, int64_t R) {
   int64_t m[kMaxRun];
   for (int64_t r = 0; r < R; ++r) mx[r] = NEG, m[r] = 0;
   int64_t n_vis = 0;
-  for (int64_t j = 0; j < a.n_kv; ++j) {
-    if (mask[j] == NEG) continue;
-    const int64_t off = (j * a.n_head_kv + hk) * a.head_dim_k;
-    VF acc0[kMaxRun], acc1[kMaxRun];
-    for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
-    int64_t d = 0;
-    for (; d + 2 * N <= a.head_dim_k; d += 2 * N) {
-      const VF k0 = LoadRow<kF16>(a.k, off + d), k1 = LoadRow<kF16>(a.k, off + d + N);
+#if HWY_TARGET <= HWY_AVX3
+  if (N == 16) {
+    // The visible keys are listed first, then taken 16 at a time: each (key, head) dot product is
+    // accumulated as in the loop below (two accumulators over the head dimension, added), and
+    // SumRows16 gives the 16 keys' lane sums at once instead of a horizontal reduction per key.
+    thread_local std::vector<float> stage, mv;
+    if (mv.size() < static_cast<size_t>(n_pad)) mv.resize(static_cast<size_t>(n_pad));
+    if (stage.size() < static_cast<size_t>(kMaxRun * N * N)) stage.resize(static_cast<size_t>(kMaxRun * N * N));
+    for (int64_t j = 0; j < a.n_kv; ++j) {
+      if (mask[j] == NEG) continue;
+      mv[static_cast<size_t>(n_vis)] = mask[j];
+      vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
+    }
+    const hn::RebindToSigned<DF> di;
+    const VF vscale = hn::Set(df, a.scale), vneg = hn::Set(df, NEG);
+    VF vmax[kMaxRun];
+    for (int64_t r = 0; r < R; ++r) vmax[r] = vneg;
+    alignas(64) float xs[16];
+    for (int64_t b0 = 0; b0 < n_vis; b0 += N) {
+      const int64_t nk = std::min<int64_t>(N, n_vis - b0);
+      for (int64_t i = 0; i < N; ++i) {
+        if (i >= nk) {
+          for (int64_t r = 0; r < R; ++r) hn::StoreU(hn::Zero(df), df, stage.data() + (r * N + i) * N);
+          continue;
+        }
+        const int64_t off = (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i)]) * a.n_head_kv + hk) * a.head_dim_k;
+        VF acc0[kMaxRun], acc1[kMaxRun];
+        for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
+        int64_t d = 0;
+        for (; d + 2 * N <= a.head_dim_k; d += 2 * N) {
+          const VF k0 = LoadRow<kF16>(a.k, off + d), k1 = LoadRow<kF16>(a.k, off + d + N);
+          for (int64_t r = 0; r < R; ++r) {
+            acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+            acc1[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d + N), k1, acc1[r]);
+          }
+        }
+        if (d < a.head_dim_k) {
+          const VF k0 = LoadRow<kF16>(a.k, off + d);
+          for (int64_t r = 0; r < R; ++r) acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+        }
+        for (int64_t r = 0; r < R; ++r) hn::StoreU(hn::Add(acc0[r], acc1[r]), df, stage.data() + (r * N + i) * N);
+      }
+      const auto valid = hn::FirstN(df, static_cast<size_t>(nk));
       for (int64_t r = 0; r < R; ++r) {
-        acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
-        acc1[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d + N), k1, acc1[r]);
+        VF x{SumRows16(stage.data() + r * N * N)};
+        if (a.softcap > 0.f) {
+          hn::Store(x, df, xs);
+          for (int64_t i = 0; i < nk; ++i) xs[i] = a.softcap * std::tanh(xs[i] * a.scale / a.softcap);
+          x = hn::Load(df, xs);
+        } else {
+          x = hn::Mul(x, vscale);
+        }
+        x = hn::Add(x, hn::LoadU(df, mv.data() + b0));
+        float* sr = sbuf.data() + r * n_pad;
+        int32_t* ir = ibuf.data() + r * n_pad;
+        hn::StoreU(hn::Zero(df), df, pbuf.data() + r * n_pad + b0);  // keys in the list get theirs below
+        if (m[r] == b0 && hn::AllFalse(df, hn::And(hn::Eq(x, vneg), valid))) {
+          // The usual case: every key so far is in the head's list, so the list is the visible keys.
+          hn::StoreU(x, df, sr + b0);
+          hn::StoreU(hn::Iota(di, static_cast<int32_t>(b0)), di, ir + b0);
+          vmax[r] = hn::Max(vmax[r], hn::IfThenElse(valid, x, vneg));
+          m[r] += nk;
+          continue;
+        }
+        hn::Store(x, df, xs);
+        for (int64_t i = 0; i < nk; ++i) {
+          if (xs[i] == NEG) continue;
+          sr[m[r]] = xs[i];
+          ir[m[r]] = static_cast<int32_t>(b0 + i);
+          ++m[r];
+          mx[r] = std::max(mx[r], xs[i]);
+        }
       }
     }
-    if (d < a.head_dim_k) {
-      const VF k0 = LoadRow<kF16>(a.k, off + d);
-      for (int64_t r = 0; r < R; ++r) acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+    for (int64_t r = 0; r < R; ++r) mx[r] = std::max(mx[r], hn::GetLane(hn::MaxOfLanes(df, vmax[r])));
+  } else
+#endif
+  {
+    for (int64_t j = 0; j < a.n_kv; ++j) {
+      if (mask[j] == NEG) continue;
+      const int64_t off = (j * a.n_head_kv + hk) * a.head_dim_k;
+      VF acc0[kMaxRun], acc1[kMaxRun];
+      for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
+      int64_t d = 0;
+      for (; d + 2 * N <= a.head_dim_k; d += 2 * N) {
+        const VF k0 = LoadRow<kF16>(a.k, off + d), k1 = LoadRow<kF16>(a.k, off + d + N);
+        for (int64_t r = 0; r < R; ++r) {
+          acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+          acc1[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d + N), k1, acc1[r]);
+        }
+      }
+      if (d < a.head_dim_k) {
+        const VF k0 = LoadRow<kF16>(a.k, off + d);
+        for (int64_t r = 0; r < R; ++r) acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        float x = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
+        if (a.softcap > 0.f) x = a.softcap * std::tanh(x * a.scale / a.softcap);
+        else x *= a.scale;
+        x += mask[j];
+        pbuf[static_cast<size_t>(r * n_pad + n_vis)] = 0.f;  // keys in the list get theirs below
+        if (x == NEG) continue;
+        sbuf[static_cast<size_t>(r * n_pad + m[r])] = x;
+        ibuf[static_cast<size_t>(r * n_pad + m[r])] = static_cast<int32_t>(n_vis);
+        ++m[r];
+        mx[r] = std::max(mx[r], x);
+      }
+      vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
     }
-    for (int64_t r = 0; r < R; ++r) {
-      float x = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
-      if (a.softcap > 0.f) x = a.softcap * std::tanh(x * a.scale / a.softcap);
-      else x *= a.scale;
-      x += mask[j];
-      pbuf[static_cast<size_t>(r * n_pad + n_vis)] = 0.f;  // keys in the list get theirs below
-      if (x == NEG) continue;
-      sbuf[static_cast<size_t>(r * n_pad + m[r])] = x;
-      ibuf[static_cast<size_t>(r * n_pad + m[r])] = static_cast<int32_t>(n_vis);
-      ++m[r];
-      mx[r] = std::max(mx[r], x);
-    }
-    vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
-  }
+}
   for (int64_t r = 0; r < R; ++r) {
     float* o = a.out + (t * a.n_head + h0 + r) * a.head_dim_v;
     std::fill(o, o + a.head_dim_v, 0.0f);
@@ -154,24 +293,30 @@ void RunHeads(const AttentionArgs& a, int64_t t, int64_t h0, int64_t R) {
   const int64_t nv_max = std::max<int64_t>(1, std::min<int64_t>(8, 24 / R));
   for (int64_t d0 = 0; d0 < a.head_dim_v; d0 += nv_max * N) {
     const int64_t nv = std::min<int64_t>(nv_max, (a.head_dim_v - d0) / N);
-    VF acc[kMaxRun][8];
-    for (int64_t r = 0; r < R; ++r)
-      for (int u = 0; u < 8; ++u) acc[r][u] = hn::Zero(df);
-    for (int64_t jj = 0; jj < n_vis; ++jj) {
-      const int64_t off = (static_cast<int64_t>(vis[static_cast<size_t>(jj)]) * a.n_head_kv + hk) * a.head_dim_v + d0;
-      VF vrow[8];
-      for (int64_t u = 0; u < nv; ++u) vrow[u] = LoadRow<kF16>(a.v, off + u * N);
-      for (int64_t r = 0; r < R; ++r) {
-        const float pj = pbuf[static_cast<size_t>(r * n_pad + jj)];
-        if (pj == 0.0f) continue;
-        const VF pv = hn::Set(df, pj);
-        for (int64_t u = 0; u < nv; ++u) acc[r][u] = hn::MulAdd(pv, vrow[u], acc[r][u]);
-      }
+    switch (nv) {
+      case 1: VRows<kF16, R, 1>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 2: VRows<kF16, R, 2>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 3: VRows<kF16, R, 3>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 4: VRows<kF16, R, 4>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 5: VRows<kF16, R, 5>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 6: VRows<kF16, R, 6>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 7: VRows<kF16, R, 7>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      default: VRows<kF16, R, 8>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
     }
-    for (int64_t r = 0; r < R; ++r) {
-      float* o = a.out + (t * a.n_head + h0 + r) * a.head_dim_v;
-      for (int64_t u = 0; u < nv; ++u) hn::StoreU(acc[r][u], df, o + d0 + u * N);
-    }
+  }
+}
+
+template <bool kF16>
+void RunHeads(const AttentionArgs& a, int64_t t, int64_t h0, int64_t R) {
+  switch (R) {
+    case 1: return RunHeadsR<kF16, 1>(a, t, h0);
+    case 2: return RunHeadsR<kF16, 2>(a, t, h0);
+    case 3: return RunHeadsR<kF16, 3>(a, t, h0);
+    case 4: return RunHeadsR<kF16, 4>(a, t, h0);
+    case 5: return RunHeadsR<kF16, 5>(a, t, h0);
+    case 6: return RunHeadsR<kF16, 6>(a, t, h0);
+    case 7: return RunHeadsR<kF16, 7>(a, t, h0);
+    default: return RunHeadsR<kF16, kMaxRun>(a, t, h0);
   }
 }
 
