@@ -944,68 +944,67 @@ PackedActs packed_acts(uint32_t kind, const uint8_t* xq, int64_t x_stride, int64
   PackedScales(kind, xq, x_stride, n_tok, nb, d, s, c);
   return PackedActs{d.data(), s.data(), c.data()};
 }
-// 16 rows x 4 dwords -> the packed layout: out + 64 * p holds dword p of rows 0..15 side by side.
+// 16 rows x 4 dwords -> v[p] = dword p of rows 0..15 side by side (the packed layout's columns).
 // Row j's 16 bytes are at r[j] + off. Four rows per register (128-bit lanes), a dword permute inside
 // each register ([r0d0 r1d0 r2d0 r3d0 | r0d1 ... | ... d3]), then a 4 x 4 transpose of 128-bit lanes.
-SPECULA_VNNI512 HWY_INLINE void Transpose16x4(const uint8_t* const* r, int64_t off, uint8_t* out) {
+SPECULA_VNNI512 HWY_INLINE void Transpose16x4(const uint8_t* const* r, int64_t off, __m512i* v) {
   const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   __m512i q[4];
   for (int k = 0; k < 4; ++k) {
     const uint8_t* const* rr = r + 4 * k;
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[0] + off)));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[1] + off)), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[2] + off)), 2);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[3] + off)), 3);
-    q[k] = _mm512_permutexvar_epi32(perm, v);
+    __m512i x = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[0] + off)));
+    x = _mm512_inserti32x4(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[1] + off)), 1);
+    x = _mm512_inserti32x4(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[2] + off)), 2);
+    x = _mm512_inserti32x4(x, _mm_loadu_si128(reinterpret_cast<const __m128i*>(rr[3] + off)), 3);
+    q[k] = _mm512_permutexvar_epi32(perm, x);
   }
   const __m512i t0 = _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(1, 0, 1, 0));  // A0 A1 B0 B1
   const __m512i t1 = _mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(1, 0, 1, 0));  // C0 C1 D0 D1
   const __m512i t2 = _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 2, 3, 2));  // A2 A3 B2 B3
   const __m512i t3 = _mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(3, 2, 3, 2));  // C2 C3 D2 D3
-  _mm512_storeu_si512(out, _mm512_shuffle_i32x4(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)));
-  _mm512_storeu_si512(out + 64, _mm512_shuffle_i32x4(t0, t1, _MM_SHUFFLE(3, 1, 3, 1)));
-  _mm512_storeu_si512(out + 128, _mm512_shuffle_i32x4(t2, t3, _MM_SHUFFLE(2, 0, 2, 0)));
-  _mm512_storeu_si512(out + 192, _mm512_shuffle_i32x4(t2, t3, _MM_SHUFFLE(3, 1, 3, 1)));
+  v[0] = _mm512_shuffle_i32x4(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
+  v[1] = _mm512_shuffle_i32x4(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+  v[2] = _mm512_shuffle_i32x4(t2, t3, _MM_SHUFFLE(2, 0, 2, 0));
+  v[3] = _mm512_shuffle_i32x4(t2, t3, _MM_SHUFFLE(3, 1, 3, 1));
+}
+SPECULA_VNNI512 HWY_INLINE void Store4(const __m512i* v, uint8_t* out) {
+  for (int p = 0; p < 4; ++p) _mm512_storeu_si512(out + 64 * p, v[p]);
 }
 
-// pack_group for cnt <= 16 rows (row j at w0 + idx[j] * w_stride) of q4_1 or q8_0: per block, one
-// AVX-512 dword gather for the scales (d | m << 16, or d | q0 q1 << 16) and 16-byte row loads put
-// side by side by Transpose16x4 for the values (hardware gathers for the values cost ~3x more).
-// Rows >= cnt read a block of zeros. Same bytes as pack_group (lanes >= cnt zero); false (nothing
-// written) for other types or offsets beyond int32.
+// pack_group for cnt <= 16 rows (row j at w0 + idx[j] * w_stride) of q4_1 or q8_0: 16-byte loads of
+// every row's block, put side by side by Transpose16x4 (hardware gathers cost ~3x more). A block's
+// first dword is d | m << 16 (q4_1) or d | q0 q1 << 16 (q8_0). Rows >= cnt read a block of zeros.
+// Same bytes as pack_group (lanes >= cnt zero); false (nothing written) for other types.
 SPECULA_VNNI512 HWY_INLINE bool GatherGroup(Kind k, const uint8_t* w0, int64_t w_stride, const int32_t* idx, int cnt,
                                             int64_t nb, uint8_t* out) {
   if (k != kQ4_1 && k != kQ8_0) return false;
   alignas(64) static const uint8_t kZeros[64] = {};
-  alignas(64) int32_t off[kPackRows] = {};
-  const uint8_t* row[kPackRows];
-  for (int j = 0; j < cnt; ++j) {
-    const int64_t o = (static_cast<int64_t>(idx[j]) + 1) * w_stride;  // bound of every read of the row
-    if (o > INT32_MAX) return false;
-    off[j] = static_cast<int32_t>(static_cast<int64_t>(idx[j]) * w_stride);
-    row[j] = w0 + off[j];
-  }
-  const __mmask16 mask = static_cast<__mmask16>(cnt >= 16 ? 0xFFFFu : (1u << cnt) - 1u);
-  const __m512i vo = _mm512_load_si512(off), zero = _mm512_setzero_si512();
   const bool q8 = k == kQ8_0;
   const int64_t sb = q8 ? 34 : 20, gb = packed_block_bytes(k);
+  const uint8_t* r[kPackRows];
+  for (int j = 0; j < kPackRows; ++j) r[j] = j < cnt ? w0 + static_cast<int64_t>(idx[j]) * w_stride : kZeros;
+  const int64_t step[2] = {0, sb};
+  __m512i v[4], dm[4];
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* base = w0 + b * sb;
     uint8_t* dst = out + b * gb;
-    const uint8_t* r[kPackRows];
-    for (int j = 0; j < kPackRows; ++j) r[j] = j < cnt ? row[j] + b * sb : kZeros;
-    const __m512i dm = _mm512_mask_i32gather_epi32(zero, mask, vo, base, 1);  // d | (m or q0 q1) << 16
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(dm));
     if (q8) {
-      Transpose16x4(r, 2, dst + 32);
-      Transpose16x4(r, 18, dst + 32 + 256);
+      Transpose16x4(r, 0, dm);  // dwords 0..3: d | q0 q1 << 16, q2..q5, ...
+      Transpose16x4(r, 2, v);
+      Store4(v, dst + 32);
+      Transpose16x4(r, 18, v);
+      Store4(v, dst + 32 + 256);
     } else {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
-      Transpose16x4(r, 4, dst + 64);
+      Transpose16x4(r, 0, dm);  // dword 0: d | m << 16
+      Transpose16x4(r, 4, v);
+      Store4(v, dst + 64);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm512_cvtepi32_epi16(_mm512_srli_epi32(dm[0], 16)));
     }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(dm[0]));
+    for (int j = 0; j < kPackRows; ++j) r[j] += step[j < cnt];
   }
   return true;
 }
+
 SPECULA_VNNI512 HWY_INLINE void PackedAny(bool q8, const uint8_t* g, int64_t nb, const uint8_t* xq, int64_t x_stride,
                                           int64_t n_tok, const PackedActs& a, float* y, int64_t y_stride,
                                           __mmask16 mask) {
