@@ -85,14 +85,14 @@ HWY_INLINE __m512 SumRows16(const float* v) {
 // value row is loaded (and converted from f16) once for all of them. Every head's arithmetic is the
 // same sequence of operations as when it runs alone (its own accumulators, compacted key list and
 // sums), so results do not depend on which heads share a call.
-constexpr int64_t kMaxRun = 8;
+constexpr int64_t kMaxRun = kAttentionMaxRows;
 constexpr int64_t kAhead = 24;  // keys ahead to prefetch (no effect on results)
 
 // The value pass of RunHeadsR for vectors [d0, d0 + NV * N) of the R heads: o = sum_j p_j v_j over
 // the visible keys in order (zero probabilities skipped). NV and R are compile-time so that the
 // R x NV accumulators stay in registers.
 template <bool kF16, int64_t R, int64_t NV>
-HWY_INLINE void VRows(const AttentionArgs& a, int64_t t, int64_t h0, int64_t hk, int64_t d0, const int32_t* vis,
+HWY_INLINE void VRows(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, int64_t hk, int64_t d0, const int32_t* vis,
                       int64_t n_vis, const float* pbuf, int64_t n_pad) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -116,14 +116,17 @@ HWY_INLINE void VRows(const AttentionArgs& a, int64_t t, int64_t h0, int64_t hk,
     }
   }
   for (int64_t r = 0; r < R; ++r) {
-    float* o = a.out + (t * a.n_head + h0 + r) * a.head_dim_v;
+    float* o = a.out + ((t0 + r / nh) * a.n_head + h0 + r % nh) * a.head_dim_v;
     for (int64_t u = 0; u < NV; ++u) hn::StoreU(acc[r][u], df, o + d0 + u * N);
   }
 }
 
-// R is a template parameter so that the per-head accumulators stay in registers.
+// Rows r = (token t0 + r / nh, query head h0 + r % nh), all reading key/value head kv_head(h0): each
+// key and value row is loaded once for all of them (at long contexts the cache streams from memory).
+// R is a template parameter so that the per-row accumulators stay in registers. A row's arithmetic
+// does not depend on the other rows (see attention_hwy.h: batch invariance, head grouping).
 template <bool kF16, int64_t R>
-void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
+void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   constexpr float NEG = -std::numeric_limits<float>::infinity();
@@ -142,10 +145,18 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
   if (ibuf.size() < need) ibuf.resize(need);
   if (vis.size() < static_cast<size_t>(n_pad)) vis.resize(static_cast<size_t>(n_pad));
   if (qbuf.size() < static_cast<size_t>(kMaxRun * a.head_dim_k)) qbuf.resize(static_cast<size_t>(kMaxRun * a.head_dim_k));
-  const float* mask = a.mask + t * a.n_kv;
+  const int64_t TT = R / nh;  // tokens
+  const float* mrow[R];       // each row's mask
+  for (int64_t r = 0; r < R; ++r) mrow[r] = a.mask + (t0 + r / nh) * a.n_kv;
+  // A key is listed when some token sees it; rows whose token does not get it masked below.
+  auto visible = [&](int64_t j) {
+    for (int64_t ti = 0; ti < TT; ++ti)
+      if (a.mask[(t0 + ti) * a.n_kv + j] != NEG) return true;
+    return false;
+  };
   float* q = qbuf.data();
   for (int64_t r = 0; r < R; ++r) {
-    const float* qs = a.q + (t * a.n_head + h0 + r) * a.head_dim_k;
+    const float* qs = a.q + ((t0 + r / nh) * a.n_head + h0 + r % nh) * a.head_dim_k;
     for (int64_t d = 0; d < a.head_dim_k; d += N) {
       hn::StoreU(hn::LoadU(df, qs + d), df, q + r * a.head_dim_k + d);
       if constexpr (kF16) RoundF16(q + r * a.head_dim_k + d);
@@ -161,12 +172,12 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
     // The visible keys are listed first, then taken 16 at a time: each (key, head) dot product is
     // accumulated as in the loop below (two accumulators over the head dimension, added), and
     // SumRows16 gives the 16 keys' lane sums at once instead of a horizontal reduction per key.
-    thread_local std::vector<float> stage, mv;
-    if (mv.size() < static_cast<size_t>(n_pad)) mv.resize(static_cast<size_t>(n_pad));
+    thread_local std::vector<float> stage, mv;  // mv: per token, the mask of each listed key
+    if (mv.size() < static_cast<size_t>(TT * n_pad)) mv.resize(static_cast<size_t>(TT * n_pad));
     if (stage.size() < static_cast<size_t>(kMaxRun * N * N)) stage.resize(static_cast<size_t>(kMaxRun * N * N));
     for (int64_t j = 0; j < a.n_kv; ++j) {
-      if (mask[j] == NEG) continue;
-      mv[static_cast<size_t>(n_vis)] = mask[j];
+      if (!visible(j)) continue;
+      for (int64_t ti = 0; ti < TT; ++ti) mv[static_cast<size_t>(ti * n_pad + n_vis)] = a.mask[(t0 + ti) * a.n_kv + j];
       vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
     }
     const hn::RebindToSigned<DF> di;
@@ -213,7 +224,7 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
         } else {
           x = hn::Mul(x, vscale);
         }
-        x = hn::Add(x, hn::LoadU(df, mv.data() + b0));
+        x = hn::Add(x, hn::LoadU(df, mv.data() + (r / nh) * n_pad + b0));
         float* sr = sbuf.data() + r * n_pad;
         int32_t* ir = ibuf.data() + r * n_pad;
         hn::StoreU(hn::Zero(df), df, pbuf.data() + r * n_pad + b0);  // keys in the list get theirs below
@@ -240,7 +251,7 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
 #endif
   {
     for (int64_t j = 0; j < a.n_kv; ++j) {
-      if (mask[j] == NEG) continue;
+      if (!visible(j)) continue;
       const int64_t off = (j * a.n_head_kv + hk) * a.head_dim_k;
       VF acc0[kMaxRun], acc1[kMaxRun];
       for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
@@ -260,7 +271,7 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
         float x = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
         if (a.softcap > 0.f) x = a.softcap * std::tanh(x * a.scale / a.softcap);
         else x *= a.scale;
-        x += mask[j];
+        x += mrow[r][j];
         pbuf[static_cast<size_t>(r * n_pad + n_vis)] = 0.f;  // keys in the list get theirs below
         if (x == NEG) continue;
         sbuf[static_cast<size_t>(r * n_pad + m[r])] = x;
@@ -272,7 +283,7 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
     }
 }
   for (int64_t r = 0; r < R; ++r) {
-    float* o = a.out + (t * a.n_head + h0 + r) * a.head_dim_v;
+    float* o = a.out + ((t0 + r / nh) * a.n_head + h0 + r % nh) * a.head_dim_v;
     std::fill(o, o + a.head_dim_v, 0.0f);
     float* p = pbuf.data() + r * n_pad;
     if (m[r] == 0) {  // fully masked row: zeros
@@ -305,41 +316,46 @@ void RunHeadsR(const AttentionArgs& a, int64_t t, int64_t h0) {
   for (int64_t d0 = 0; d0 < a.head_dim_v; d0 += nv_max * N) {
     const int64_t nv = std::min<int64_t>(nv_max, (a.head_dim_v - d0) / N);
     switch (nv) {
-      case 1: VRows<kF16, R, 1>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 2: VRows<kF16, R, 2>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 3: VRows<kF16, R, 3>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 4: VRows<kF16, R, 4>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 5: VRows<kF16, R, 5>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 6: VRows<kF16, R, 6>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 7: VRows<kF16, R, 7>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      default: VRows<kF16, R, 8>(a, t, h0, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 1: VRows<kF16, R, 1>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 2: VRows<kF16, R, 2>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 3: VRows<kF16, R, 3>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 4: VRows<kF16, R, 4>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 5: VRows<kF16, R, 5>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 6: VRows<kF16, R, 6>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 7: VRows<kF16, R, 7>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      default: VRows<kF16, R, 8>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
     }
   }
 }
 
 template <bool kF16>
-void RunHeads(const AttentionArgs& a, int64_t t, int64_t h0, int64_t R) {
+void RunHeads(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, int64_t R) {
   switch (R) {
-    case 1: return RunHeadsR<kF16, 1>(a, t, h0);
-    case 2: return RunHeadsR<kF16, 2>(a, t, h0);
-    case 3: return RunHeadsR<kF16, 3>(a, t, h0);
-    case 4: return RunHeadsR<kF16, 4>(a, t, h0);
-    case 5: return RunHeadsR<kF16, 5>(a, t, h0);
-    case 6: return RunHeadsR<kF16, 6>(a, t, h0);
-    case 7: return RunHeadsR<kF16, 7>(a, t, h0);
-    default: return RunHeadsR<kF16, kMaxRun>(a, t, h0);
+    case 1: return RunHeadsR<kF16, 1>(a, t0, h0, nh);
+    case 2: return RunHeadsR<kF16, 2>(a, t0, h0, nh);
+    case 3: return RunHeadsR<kF16, 3>(a, t0, h0, nh);
+    case 4: return RunHeadsR<kF16, 4>(a, t0, h0, nh);
+    case 5: return RunHeadsR<kF16, 5>(a, t0, h0, nh);
+    case 6: return RunHeadsR<kF16, 6>(a, t0, h0, nh);
+    case 7: return RunHeadsR<kF16, 7>(a, t0, h0, nh);
+    default: return RunHeadsR<kF16, kMaxRun>(a, t0, h0, nh);
   }
 }
 
+// Runs of query heads sharing a key/value head (at most kMaxRun), with as many tokens together as
+// fit in kMaxRun rows.
 template <bool kF16>
 void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1) {
-  for (int64_t t = t0; t < t1; ++t)
-    for (int64_t h = h0; h < h1;) {
-      int64_t R = 1;
-      while (h + R < h1 && R < kMaxRun && a.kv_head(h + R) == a.kv_head(h)) ++R;
-      RunHeads<kF16>(a, t, h, R);
-      h += R;
+  for (int64_t h = h0; h < h1;) {
+    int64_t nh = 1;
+    while (h + nh < h1 && nh < kMaxRun && a.kv_head(h + nh) == a.kv_head(h)) ++nh;
+    const int64_t tt = std::max<int64_t>(1, kMaxRun / nh);
+    for (int64_t t = t0; t < t1; t += tt) {
+      const int64_t n = std::min(tt, t1 - t);
+      RunHeads<kF16>(a, t, h, nh, n * nh);
     }
+    h += nh;
+  }
 }
 
 void AttentionRows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1) {

@@ -16,6 +16,10 @@
 
 namespace specula::cpu {
 
+// Rows (token, query head) computed together, sharing each key/value row load (ops::attention sizes
+// its tasks with it).
+inline constexpr int64_t kAttentionMaxRows = 8;
+
 // Computes a.out for tokens [t0, t1) and query heads [h0, h1).
 void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1);
 
