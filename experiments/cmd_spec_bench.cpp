@@ -1,9 +1,12 @@
 // specula spec-bench: speculative decoding over the Spec-Bench prompts, per drafter and per task, against
 // plain decoding of the same target in the same process. Also the token-equality check (--check-equal).
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -27,7 +30,7 @@ struct SpecBenchArgs {
   int64_t per_task = 0, limit = 0, max_tokens = 128;
   SpecOptions spec;
   bool check_equal = false, ignore_eos = false;
-  std::string json_out, md_out;
+  std::string json_out, md_out, outputs_out;
 };
 
 // Sums over prompts of one (drafter, task) cell.
@@ -58,6 +61,13 @@ nlohmann::json cell_json(const Cell& c, bool lossy) {
 int run_spec_bench(const SpecBenchArgs& a) {
   if (a.drafts.empty()) fail("spec-bench needs at least one --draft SPEC");
   if (a.max_tokens < 1) fail("invalid --max-tokens {}: expected >= 1", a.max_tokens);
+  // --outputs: one JSON line per prompt (task, id, prompt ids, plain greedy output ids), e.g. for
+  // replaying drafters offline (bench/ngram_oracle.py).
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> outputs(nullptr, &std::fclose);
+  if (!a.outputs_out.empty()) {
+    outputs.reset(std::fopen(a.outputs_out.c_str(), "w"));
+    if (!outputs) fail("--outputs {}: cannot open for writing ({})", a.outputs_out, std::strerror(errno));
+  }
   auto model = a.mo.load();
   std::vector<SpecBenchPrompt> prompts = select_per_task(load_spec_bench(a.data.empty() ? spec_bench_default_path() : a.data), a.per_task);
   if (a.limit > 0 && static_cast<int64_t>(prompts.size()) > a.limit) prompts.resize(static_cast<size_t>(a.limit));
@@ -87,6 +97,11 @@ int run_spec_bench(const SpecBenchArgs& a) {
     // Plain decoding of the same target (its own prefill, timed separately).
     Rng rng0(0);
     const GenerateResult plain = generate(*model, prompt, spc.gen, sampler, rng0);
+    if (outputs) {
+      const nlohmann::json line = {{"task", p.task}, {"id", p.id}, {"prompt", prompt}, {"out", plain.tokens}};
+      std::fprintf(outputs.get(), "%s\n", line.dump().c_str());
+      std::fflush(outputs.get());
+    }
     // One shared prefill for the speculative runs.
     KvCache cache = model->make_cache(ctx, spc.gen.kv_dtype);
     Logits last;
@@ -198,6 +213,9 @@ Command add_spec_bench(CLI::App& app) {
                 "Exit 1 unless every speculative output equals plain greedy output (mismatches are printed)");
   sub->add_option("--json", a->json_out, "Write the full report as JSON to this file");
   sub->add_option("--markdown", a->md_out, "Write the markdown table to this file");
+  sub->add_option("--outputs", a->outputs_out,
+                  "Write one JSON line per prompt: task, id, prompt token ids and the plain greedy output ids "
+                  "(input of bench/ngram_oracle.py)");
   return {sub, [a] { return run_spec_bench(*a); }};
 }
 

@@ -13,7 +13,8 @@
 //   steps                verification passes of the target (each emits >= 1 token)
 //   tau                  (generated tokens - 1) / steps: tokens produced per verification pass, counting the
 //                        target's bonus/correction token (the first generated token comes from the prefill,
-//                        not from a verification step). Plain decoding has tau = 1.
+//                        not from a verification step). Plain decoding has tau = 1. Pooled over several
+//                        generations (add()): sum of (generated - 1) / sum of steps.
 //   acceptance_by_position[i]  among steps whose accepted path reached depth i and whose draft had a node at
 //                        depth i+1 below it, the fraction that accepted a depth-(i+1) token (the conditional
 //                        per-position acceptance rate a_i of the cost model).
@@ -21,6 +22,7 @@
 //   draft_s / verify_s   time in Drafter::propose / in the target's verification forward + Verifier::accept;
 //   bookkeeping_s        the rest of the decode loop (cache rollback, committing tokens, adaptive k, stats).
 //   decode_s             everything after the target's prefill, incl. the drafter's own prefill (begin()).
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -54,8 +56,13 @@ struct SpecStats {
   std::vector<int64_t> k_used;                   // histogram of the draft depth asked for (index = k)
   double prefill_s = 0, draft_s = 0, verify_s = 0, bookkeeping_s = 0, decode_s = 0, draft_prefill_s = 0;
   int64_t draft_forwards = 0;
+  // Generations pooled by add() (0 = one: a single run's counters). Each generation's first token
+  // comes from its prefill, not from a verification pass, so tau subtracts one token per generation.
+  int64_t runs = 0;
 
-  double tau() const { return steps > 0 ? static_cast<double>(generated - 1) / static_cast<double>(steps) : 0; }
+  double tau() const {
+    return steps > 0 ? static_cast<double>(generated - std::max<int64_t>(runs, 1)) / static_cast<double>(steps) : 0;
+  }
   double acceptance_rate() const { return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0; }
   std::vector<double> acceptance_by_position() const;
   double tokens_per_s() const { return decode_s > 0 ? static_cast<double>(generated) / decode_s : 0; }

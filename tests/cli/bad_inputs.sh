@@ -71,5 +71,6 @@ if "$SPECULA" generate -m "$MODEL" -n 1 --prompt hi --device cuda 2>&1 >/dev/nul
   expect_error yaml-device-cuda-no-gpu "model.device: device cuda" "$SPECULA" run "$tmp/quickstart_cuda.yaml" --out "$tmp/run_cuda"
 fi
 expect_error strategy-unknown "unknown strategy" "${D[@]}" --strategy nosuch
+expect_error spec-bench-outputs-unwritable "--outputs $tmp/no/such/dir/out.jsonl: cannot open" "$SPECULA" spec-bench -m "$MODEL" --draft ngram --limit 1 -n 2 --outputs "$tmp/no/such/dir/out.jsonl"
 echo "$fails failed"
 [ $fails -eq 0 ]

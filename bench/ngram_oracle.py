@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Replay prompt-lookup drafters on recorded greedy outputs, without running the model.
+
+Under greedy verification a drafter's accepted length at each step depends only on the target's own
+greedy continuation, so tau (tokens per verification pass) can be computed offline from the plain
+outputs that `specula spec-bench --outputs FILE` records. This gives, for the same prompts:
+
+  * `ngram`: the latest-match n-gram drafter exactly as draft/ngram_drafter.cpp runs it (the last
+    max..min tokens, most recent earlier occurrence, its continuation; per_match cuts it to
+    max(1, per_match * n) tokens), single branch;
+  * `oracle`: an upper bound for any drafter that copies from the context (prompt + generated text):
+    at each step, the longest prefix (<= k) of the true continuation that occurs anywhere in the
+    context. It knows the future, so it is a bound, not a drafter.
+
+tau = (generated tokens - 1) / verification passes, as specula reports it (the first token comes
+from the prefill). Usage:
+
+  specula spec-bench -m smollm2-135m -n 128 --draft ngram --outputs out.jsonl ...
+  python3 bench/ngram_oracle.py out.jsonl [--k 4] [--ngram 2,4] [--ngram 1,3] [--per-match 0] [--json F]
+"""
+import argparse
+import collections
+import json
+import sys
+
+
+class Context:
+    """Prompt + generated tokens with the n-gram indexes both drafters need."""
+
+    def __init__(self, tokens, max_n, k):
+        self.s = []
+        self.max_n, self.k = max_n, k
+        self.last = {}  # (n-gram) -> [latest start, previous start]
+        self.seen = [set() for _ in range(k + 1)]  # seen[m]: every m-gram of the context (m <= k)
+        for t in tokens:
+            self.push(t)
+
+    def push(self, t):
+        self.s.append(t)
+        p = len(self.s) - 1
+        for n in range(1, max(self.max_n, self.k) + 1):
+            if p - n + 1 < 0:
+                break
+            g = tuple(self.s[p - n + 1:p + 1])
+            if n <= self.max_n:
+                prev = self.last.get(g)
+                self.last[g] = [p - n + 1, prev[0] if prev else None]
+            if n <= self.k:
+                self.seen[n].add(g)
+
+    def ngram(self, k, mn, mx, per_match):
+        s, L = self.s, len(self.s)
+        for n in range(min(mx, L - 1), mn - 1, -1):
+            starts = self.last.get(tuple(s[L - n:]))
+            # The latest occurrence is the suffix itself; the drafter wants the one before it.
+            i = starts[1] if starts and starts[0] == L - n else (starts[0] if starts else None)
+            if i is None:
+                continue
+            want = k if per_match <= 0 else min(k, max(1, int(per_match * n)))
+            return s[i + n:i + n + want]
+        return []
+
+    def oracle(self, k, future):
+        m = 0
+        while m < min(k, len(future)) and tuple(future[:m + 1]) in self.seen[m + 1]:
+            m += 1
+        return future[:m]
+
+
+def replay(recs, k, drafter, max_n):
+    by = collections.defaultdict(lambda: [0, 0, 0])  # tokens - 1, passes, passes with a draft
+    for r in recs:
+        out = r["out"]
+        if len(out) < 2:
+            continue
+        ctx = Context(r["prompt"] + out[:1], max_n, k)
+        pos, passes, drafted = 1, 0, 0
+        while pos < len(out):
+            d = drafter(ctx, out[pos:])
+            m = 0
+            while m < len(d) and pos + m < len(out) and d[m] == out[pos + m]:
+                m += 1
+            for t in out[pos:pos + m + 1]:
+                ctx.push(t)
+            pos += m + 1
+            passes += 1
+            drafted += bool(d)
+        for key in (r["task"], "all"):
+            b = by[key]
+            b[0] += len(out) - 1
+            b[1] += passes
+            b[2] += drafted
+    return by
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("outputs", help="JSONL from specula spec-bench --outputs")
+    ap.add_argument("--k", type=int, default=4, help="draft length (default 4)")
+    ap.add_argument("--ngram", action="append", default=None, metavar="MIN,MAX",
+                    help="n-gram drafter match lengths (repeatable; default 2,4 and 1,3)")
+    ap.add_argument("--per-match", type=float, default=0, help="as ngram:per_match (default 0 = off)")
+    ap.add_argument("--json", metavar="FILE", help="also write {drafter: {task: tau}} to FILE")
+    a = ap.parse_args()
+    recs = [json.loads(line) for line in open(a.outputs) if line.strip()]
+    if not recs:
+        sys.exit(f"error: {a.outputs}: no records")
+    specs = [tuple(int(x) for x in s.split(",")) for s in (a.ngram or ["2,4", "1,3"])]
+    max_n = max(mx for _, mx in specs)
+    rows = []
+    for mn, mx in specs:
+        by = replay(recs, a.k, lambda c, f, mn=mn, mx=mx: c.ngram(a.k, mn, mx, a.per_match), max_n)
+        rows.append((f"ngram:min={mn},max={mx}" + (f",per_match={a.per_match:g}" if a.per_match > 0 else ""), by))
+    rows.append(("oracle copy (bound)", replay(recs, a.k, lambda c, f: c.oracle(a.k, f), max_n)))
+    tasks = sorted(k for k in rows[0][1] if k != "all") + ["all"]
+    print(f"{len(recs)} prompts, k = {a.k}; tau (share of passes with a draft)\n")
+    print("| drafter | " + " | ".join(tasks) + " |")
+    print("|---|" + "---|" * len(tasks))
+    for name, by in rows:
+        cells = [f"{by[t][0] / by[t][1]:.2f} ({by[t][2] / by[t][1]:.2f})" for t in tasks]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({name: {t: by[t][0] / by[t][1] for t in tasks} for name, by in rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

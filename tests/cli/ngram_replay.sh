@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bench/ngram_oracle.py replays the n-gram drafter on the plain greedy outputs `specula spec-bench
+# --outputs` records. Under greedy verification that replay is exact, so its tau must equal the tau
+# spec-bench measures with the real drafter, per task, to the printed digits (12 prompts, 2 per task).
+# Usage: ngram_replay.sh path/to/specula models_dir
+set -u
+SPECULA=$1
+MODEL=$2/SmolLM2-135M-Instruct.Q4_1.gguf
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+[ -f "$MODEL" ] || { echo "SKIP: $MODEL not installed"; exit 0; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$SPECULA" spec-bench -m "$MODEL" -t 1 --per-task 2 -n 48 --k 4 --draft "ngram:min=2,max=4" --draft "ngram:min=1,max=3" \
+  --outputs "$tmp/out.jsonl" --json "$tmp/sb.json" > "$tmp/sb.log" 2>&1 || { tail -5 "$tmp/sb.log"; fail "spec-bench failed"; }
+[ "$(wc -l < "$tmp/out.jsonl")" -eq 12 ] || fail "expected 12 output lines, got $(wc -l < "$tmp/out.jsonl")"
+python3 "$ROOT/bench/ngram_oracle.py" "$tmp/out.jsonl" --k 4 --ngram 2,4 --ngram 1,3 --json "$tmp/replay.json" > /dev/null \
+  || fail "ngram_oracle.py failed"
+python3 - "$tmp/sb.json" "$tmp/replay.json" <<'PY' || exit 1
+import json, sys
+sb, rp = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+checked = 0
+for d in sb["drafters"]:
+    name = d["drafter"].replace(",branches=1", "")
+    for task, cell in d["tasks"].items():
+        want, got = cell["tau"], rp[name][task]
+        if abs(want - got) > 1e-9:
+            print(f"FAIL: {name} {task}: spec-bench tau {want}, replay {got}")
+            sys.exit(1)
+        checked += 1
+# The bound must not be below the real drafters.
+for task, bound in rp["oracle copy (bound)"].items():
+    for name in ("ngram:min=2,max=4", "ngram:min=1,max=3"):
+        if bound + 1e-9 < rp[name][task]:
+            print(f"FAIL: oracle bound {bound} below {name} {rp[name][task]} on {task}")
+            sys.exit(1)
+print(f"ok: replayed tau equals spec-bench's in {checked} (drafter, task) cells")
+PY
