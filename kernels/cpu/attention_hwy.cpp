@@ -88,6 +88,30 @@ HWY_INLINE __m512 SumRows16(const float* v) {
 constexpr int64_t kMaxRun = kAttentionMaxRows;
 constexpr int64_t kAhead = 24;  // keys ahead to prefetch (no effect on results)
 
+// q_r . k for the R rows' queries (q: R x head_dim_k) and the key row at element offset `off`, as
+// 16-lane (or N-lane) partial sums: two accumulators over the head dimension, added. Shared by both
+// score paths so a key's score is the same arithmetic everywhere.
+template <bool kF16, int64_t R>
+HWY_INLINE void KeyDots(const AttentionArgs& a, const float* q, int64_t off, VF* out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  VF acc0[R], acc1[R];
+  for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
+  int64_t d = 0;
+  for (; d + 2 * N <= a.head_dim_k; d += 2 * N) {
+    const VF k0 = LoadRow<kF16>(a.k, off + d), k1 = LoadRow<kF16>(a.k, off + d + N);
+    for (int64_t r = 0; r < R; ++r) {
+      acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+      acc1[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d + N), k1, acc1[r]);
+    }
+  }
+  if (d < a.head_dim_k) {
+    const VF k0 = LoadRow<kF16>(a.k, off + d);
+    for (int64_t r = 0; r < R; ++r) acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
+  }
+  for (int64_t r = 0; r < R; ++r) out[r] = hn::Add(acc0[r], acc1[r]);
+}
+
 // The value pass of RunHeadsR for vectors [d0, d0 + NV * N) of the R heads: o = sum_j p_j v_j over
 // the visible keys in order (zero probabilities skipped). NV and R are compile-time so that the
 // R x NV accumulators stay in registers.
@@ -198,21 +222,9 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
           const char* pk = static_cast<const char*>(a.k) + pf * (kF16 ? 2 : 4);
           for (int64_t o = 0; o < a.head_dim_k * (kF16 ? 2 : 4); o += 64) __builtin_prefetch(pk + o);
         }
-        VF acc0[kMaxRun], acc1[kMaxRun];
-        for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
-        int64_t d = 0;
-        for (; d + 2 * N <= a.head_dim_k; d += 2 * N) {
-          const VF k0 = LoadRow<kF16>(a.k, off + d), k1 = LoadRow<kF16>(a.k, off + d + N);
-          for (int64_t r = 0; r < R; ++r) {
-            acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
-            acc1[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d + N), k1, acc1[r]);
-          }
-        }
-        if (d < a.head_dim_k) {
-          const VF k0 = LoadRow<kF16>(a.k, off + d);
-          for (int64_t r = 0; r < R; ++r) acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
-        }
-        for (int64_t r = 0; r < R; ++r) hn::StoreU(hn::Add(acc0[r], acc1[r]), df, stage.data() + (r * N + i) * N);
+        VF dots[R];
+        KeyDots<kF16, R>(a, q, off, dots);
+        for (int64_t r = 0; r < R; ++r) hn::StoreU(dots[r], df, stage.data() + (r * N + i) * N);
       }
       const auto valid = hn::FirstN(df, static_cast<size_t>(nk));
       for (int64_t r = 0; r < R; ++r) {
@@ -253,22 +265,10 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
     for (int64_t j = 0; j < a.n_kv; ++j) {
       if (!visible(j)) continue;
       const int64_t off = (j * a.n_head_kv + hk) * a.head_dim_k;
-      VF acc0[kMaxRun], acc1[kMaxRun];
-      for (int64_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
-      int64_t d = 0;
-      for (; d + 2 * N <= a.head_dim_k; d += 2 * N) {
-        const VF k0 = LoadRow<kF16>(a.k, off + d), k1 = LoadRow<kF16>(a.k, off + d + N);
-        for (int64_t r = 0; r < R; ++r) {
-          acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
-          acc1[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d + N), k1, acc1[r]);
-        }
-      }
-      if (d < a.head_dim_k) {
-        const VF k0 = LoadRow<kF16>(a.k, off + d);
-        for (int64_t r = 0; r < R; ++r) acc0[r] = hn::MulAdd(hn::LoadU(df, q + r * a.head_dim_k + d), k0, acc0[r]);
-      }
+      VF dots[R];
+      KeyDots<kF16, R>(a, q, off, dots);
       for (int64_t r = 0; r < R; ++r) {
-        float x = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r])));
+        float x = hn::GetLane(hn::SumOfLanes(df, dots[r]));
         if (a.softcap > 0.f) x = a.softcap * std::tanh(x * a.scale / a.softcap);
         else x *= a.scale;
         x += mrow[r][j];
