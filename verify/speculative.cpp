@@ -38,7 +38,7 @@ std::vector<double> SpecStats::acceptance_by_position() const {
 }
 
 void SpecStats::add(const SpecStats& o) {
-  runs = std::max<int64_t>(runs, 0) + std::max<int64_t>(o.runs, 1);
+  runs = generations() + o.generations();
   steps += o.steps;
   drafted += o.drafted;
   accepted += o.accepted;

@@ -22,7 +22,6 @@
 //   draft_s / verify_s   time in Drafter::propose / in the target's verification forward + Verifier::accept;
 //   bookkeeping_s        the rest of the decode loop (cache rollback, committing tokens, adaptive k, stats).
 //   decode_s             everything after the target's prefill, incl. the drafter's own prefill (begin()).
-#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -56,12 +55,14 @@ struct SpecStats {
   std::vector<int64_t> k_used;                   // histogram of the draft depth asked for (index = k)
   double prefill_s = 0, draft_s = 0, verify_s = 0, bookkeeping_s = 0, decode_s = 0, draft_prefill_s = 0;
   int64_t draft_forwards = 0;
-  // Generations pooled by add() (0 = one: a single run's counters). Each generation's first token
-  // comes from its prefill, not from a verification pass, so tau subtracts one token per generation.
+  // Generations pooled by add(); 0 on a single run's counters (generations() counts that as one).
+  // Each generation's first token comes from its prefill, not from a verification pass, so tau
+  // subtracts one token per generation.
   int64_t runs = 0;
+  int64_t generations() const { return runs > 0 ? runs : (generated > 0 || steps > 0 ? 1 : 0); }
 
   double tau() const {
-    return steps > 0 ? static_cast<double>(generated - std::max<int64_t>(runs, 1)) / static_cast<double>(steps) : 0;
+    return steps > 0 ? static_cast<double>(generated - generations()) / static_cast<double>(steps) : 0;
   }
   double acceptance_rate() const { return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0; }
   std::vector<double> acceptance_by_position() const;

@@ -81,12 +81,20 @@ HWY_INLINE __m512 SumRows16(const float* v) {
 }
 #endif
 
-// Query heads of one token that read the same key/value head (GQA) run together: each key and
-// value row is loaded (and converted from f16) once for all of them. Every head's arithmetic is the
-// same sequence of operations as when it runs alone (its own accumulators, compacted key list and
-// sums), so results do not depend on which heads share a call.
+// Query heads that read the same key/value head (GQA), for one or several tokens, run together as
+// rows of one call (RunHeadsR): each key and value row is loaded (and converted from f16) once for all
+// of them. Every row's arithmetic is the same sequence of operations as when it runs alone (its own
+// accumulators, compacted key list and sums), so results do not depend on which rows share a call.
 constexpr int64_t kMaxRun = kAttentionMaxRows;
 constexpr int64_t kAhead = 24;  // keys ahead to prefetch (no effect on results)
+
+// Prefetches n elements of a cache row (f16 or f32) starting at element `off` of `base`.
+template <bool kF16>
+HWY_INLINE void PrefetchRow(const void* base, int64_t off, int64_t n) {
+  constexpr int64_t kBytes = kF16 ? 2 : 4;
+  const char* p = static_cast<const char*>(base) + off * kBytes;
+  for (int64_t o = 0; o < n * kBytes; o += 64) __builtin_prefetch(p + o);
+}
 
 // q_r . k for the R rows' queries (q: R x head_dim_k) and the key row at element offset `off`, as
 // 16-lane (or N-lane) partial sums: two accumulators over the head dimension, added. Shared by both
@@ -125,11 +133,8 @@ HWY_INLINE void VRows(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh
     for (int64_t u = 0; u < NV; ++u) acc[r][u] = hn::Zero(df);
   for (int64_t jj = 0; jj < n_vis; ++jj) {
     const int64_t off = (static_cast<int64_t>(vis[jj]) * a.n_head_kv + hk) * a.head_dim_v + d0;
-    if (jj + kAhead < n_vis) {
-      const int64_t pf = (static_cast<int64_t>(vis[jj + kAhead]) * a.n_head_kv + hk) * a.head_dim_v + d0;
-      const char* pv = static_cast<const char*>(a.v) + pf * (kF16 ? 2 : 4);
-      for (int64_t o = 0; o < NV * N * (kF16 ? 2 : 4); o += 64) __builtin_prefetch(pv + o);
-    }
+    if (jj + kAhead < n_vis)
+      PrefetchRow<kF16>(a.v, (static_cast<int64_t>(vis[jj + kAhead]) * a.n_head_kv + hk) * a.head_dim_v + d0, NV * N);
     VF vrow[NV];
     for (int64_t u = 0; u < NV; ++u) vrow[u] = LoadRow<kF16>(a.v, off + u * N);
     for (int64_t r = 0; r < R; ++r) {
@@ -169,13 +174,13 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
   if (ibuf.size() < need) ibuf.resize(need);
   if (vis.size() < static_cast<size_t>(n_pad)) vis.resize(static_cast<size_t>(n_pad));
   if (qbuf.size() < static_cast<size_t>(kMaxRun * a.head_dim_k)) qbuf.resize(static_cast<size_t>(kMaxRun * a.head_dim_k));
-  const int64_t TT = R / nh;  // tokens
-  const float* mrow[R];       // each row's mask
-  for (int64_t r = 0; r < R; ++r) mrow[r] = a.mask + (t0 + r / nh) * a.n_kv;
+  const int64_t TT = R / nh;  // tokens; row r is token r / nh
+  const float* mask[R];       // each token's mask row
+  for (int64_t ti = 0; ti < TT; ++ti) mask[ti] = a.mask + (t0 + ti) * a.n_kv;
   // A key is listed when some token sees it; rows whose token does not get it masked below.
   auto visible = [&](int64_t j) {
     for (int64_t ti = 0; ti < TT; ++ti)
-      if (a.mask[(t0 + ti) * a.n_kv + j] != NEG) return true;
+      if (mask[ti][j] != NEG) return true;
     return false;
   };
   float* q = qbuf.data();
@@ -201,7 +206,7 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
     if (stage.size() < static_cast<size_t>(kMaxRun * N * N)) stage.resize(static_cast<size_t>(kMaxRun * N * N));
     for (int64_t j = 0; j < a.n_kv; ++j) {
       if (!visible(j)) continue;
-      for (int64_t ti = 0; ti < TT; ++ti) mv[static_cast<size_t>(ti * n_pad + n_vis)] = a.mask[(t0 + ti) * a.n_kv + j];
+      for (int64_t ti = 0; ti < TT; ++ti) mv[static_cast<size_t>(ti * n_pad + n_vis)] = mask[ti][j];
       vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
     }
     const hn::RebindToSigned<DF> di;
@@ -217,11 +222,9 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
           continue;
         }
         const int64_t off = (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i)]) * a.n_head_kv + hk) * a.head_dim_k;
-        if (b0 + i + kAhead < n_vis) {  // the cache streams from memory at long contexts
-          const int64_t pf = (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i + kAhead)]) * a.n_head_kv + hk) * a.head_dim_k;
-          const char* pk = static_cast<const char*>(a.k) + pf * (kF16 ? 2 : 4);
-          for (int64_t o = 0; o < a.head_dim_k * (kF16 ? 2 : 4); o += 64) __builtin_prefetch(pk + o);
-        }
+        if (b0 + i + kAhead < n_vis)  // the cache streams from memory at long contexts
+          PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i + kAhead)]) * a.n_head_kv + hk) * a.head_dim_k,
+                            a.head_dim_k);
         VF dots[R];
         KeyDots<kF16, R>(a, q, off, dots);
         for (int64_t r = 0; r < R; ++r) hn::StoreU(dots[r], df, stage.data() + (r * N + i) * N);
@@ -271,7 +274,7 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
         float x = hn::GetLane(hn::SumOfLanes(df, dots[r]));
         if (a.softcap > 0.f) x = a.softcap * std::tanh(x * a.scale / a.softcap);
         else x *= a.scale;
-        x += mrow[r][j];
+        x += mask[r / nh][j];
         pbuf[static_cast<size_t>(r * n_pad + n_vis)] = 0.f;  // keys in the list get theirs below
         if (x == NEG) continue;
         sbuf[static_cast<size_t>(r * n_pad + m[r])] = x;

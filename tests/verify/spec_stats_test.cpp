@@ -37,6 +37,12 @@ TEST(SpecStats, PooledTauLeavesOutEveryGenerationsPrefillToken) {
   outer.add(run(3, 2));
   EXPECT_EQ(outer.runs, 3);
   EXPECT_DOUBLE_EQ(outer.tau(), (8.0 + 4.0 + 2.0) / 10.0);
+  // A single run's counters pooled into directly count as one generation, and empty stats as none.
+  SpecStats first = run(9, 4);
+  first.add(run(5, 4));
+  first.add(SpecStats{});
+  EXPECT_EQ(first.runs, 2);
+  EXPECT_DOUBLE_EQ(first.tau(), (8.0 + 4.0) / 8.0);
 }
 
 }  // namespace
