@@ -51,33 +51,54 @@ HWY_INLINE void RoundF16(float* p) {
 }
 
 #if HWY_TARGET <= HWY_AVX3
-// 16 vectors of 16 lanes (rows of v, 16 floats each) -> one vector whose lane i is the sum of row
-// i's lanes. Every row is summed by the same tree, lanes (l, l+8), then (l, l+4), (l, l+2), (l, l+1),
-// whatever its position, so a key's score does not depend on which keys share its block (batch
-// invariance). 45 shuffles/adds for 16 rows instead of a horizontal reduction per row.
-HWY_INLINE __m512 SumRows16(const float* v) {
-  __m512 r1[8], r2[4], r3[2];
+// In-register transpose of 16 vectors of 16 floats: r[i] lane j -> r[j] lane i.
+HWY_INLINE void Transpose16x16(__m512 r[16]) {
+  __m512 t[16], u[16];
   for (int i = 0; i < 8; ++i) {
-    const __m512 a = _mm512_loadu_ps(v + 32 * i), b = _mm512_loadu_ps(v + 32 * i + 16);
-    const __m512 lo = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0));  // a0-7 b0-7
-    const __m512 hi = _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2));  // a8-15 b8-15
-    r1[i] = _mm512_add_ps(lo, hi);                                          // half h: row 2i+h
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
   }
+  // t[2i]: per 128-bit block b, (r2i[4b], r2i+1[4b], r2i[4b+1], r2i+1[4b+1]); t[2i+1]: elements 4b+2, 4b+3.
   for (int i = 0; i < 4; ++i) {
-    const __m512 u = _mm512_shuffle_f32x4(r1[2 * i], r1[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512 w = _mm512_shuffle_f32x4(r1[2 * i], r1[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));
-    r2[i] = _mm512_add_ps(u, w);  // 128-bit block k: row 4i+k
+    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d b0 = _mm512_castps_pd(t[4 * i + 2]), b1 = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0));      // element 4b+0 of rows 4i..4i+3
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0));  // element 4b+1
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1));  // element 4b+2
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1));  // element 4b+3
   }
-  for (int i = 0; i < 2; ++i) {
-    const __m512 u = _mm512_shuffle_ps(r2[2 * i], r2[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 w = _mm512_shuffle_ps(r2[2 * i], r2[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2));
-    r3[i] = _mm512_add_ps(u, w);  // block k: lanes 0-1 row 8i+k, lanes 2-3 row 8i+4+k
+  // u[4i+e], 128-bit block b: rows 4i..4i+3 at element 4b+e. Gather blocks across the row groups.
+  for (int e = 0; e < 4; ++e) {
+    const __m512 g0 = _mm512_shuffle_f32x4(u[e], u[4 + e], _MM_SHUFFLE(2, 0, 2, 0));       // b0,b2 of rows 0-3 | 4-7
+    const __m512 g1 = _mm512_shuffle_f32x4(u[e], u[4 + e], _MM_SHUFFLE(3, 1, 3, 1));       // b1,b3
+    const __m512 g2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], _MM_SHUFFLE(2, 0, 2, 0));  // rows 8-11 | 12-15
+    const __m512 g3 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], _MM_SHUFFLE(3, 1, 3, 1));
+    // g0 blocks: (rows0-3,b0) (rows0-3,b2) (rows4-7,b0) (rows4-7,b2)
+    r[e] = _mm512_shuffle_f32x4(g0, g2, _MM_SHUFFLE(2, 0, 2, 0));       // element e (block 0)
+    r[8 + e] = _mm512_shuffle_f32x4(g0, g2, _MM_SHUFFLE(3, 1, 3, 1));   // element 8+e (block 2)
+    r[4 + e] = _mm512_shuffle_f32x4(g1, g3, _MM_SHUFFLE(2, 0, 2, 0));   // element 4+e (block 1)
+    r[12 + e] = _mm512_shuffle_f32x4(g1, g3, _MM_SHUFFLE(3, 1, 3, 1));  // element 12+e (block 3)
   }
-  const __m512 u = _mm512_shuffle_ps(r3[0], r3[1], _MM_SHUFFLE(2, 0, 2, 0));
-  const __m512 w = _mm512_shuffle_ps(r3[0], r3[1], _MM_SHUFFLE(3, 1, 3, 1));
-  // Lane 4k + e holds row 4e + k; put row i in lane i.
-  const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  return _mm512_permutexvar_ps(perm, _mm512_add_ps(u, w));
+}
+
+// Scores of 16 keys for R rows at once: kt holds the keys transposed (kt[d * 16 + i] = k_i[d]), so
+// each row's 16 dot products accumulate lane-wise with no horizontal reduction. Every row uses the
+// same fixed order whatever R and whichever keys share the block (four accumulators over the
+// quarters of the head dimension, summed ((a0 + a1) + (a2 + a3))): batch invariance.
+template <int64_t RS>
+HWY_INLINE void DotsT(const float* kt, const float* q, int64_t D, __m512* out) {
+  const int64_t Q = D / 4;
+  __m512 acc[RS][4];
+  for (int64_t r = 0; r < RS; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < Q; ++d) {
+    __m512 k[4];
+    for (int c = 0; c < 4; ++c) k[c] = _mm512_load_ps(kt + (d + c * Q) * 16);
+    for (int64_t r = 0; r < RS; ++r)
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * D + d + c * Q]), k[c], acc[r][c]);
+  }
+  for (int64_t r = 0; r < RS; ++r)
+    out[r] = _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3]));
 }
 #endif
 
@@ -198,12 +219,15 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
   int64_t n_vis = 0;
 #if HWY_TARGET <= HWY_AVX3
   if (N == 16) {
-    // The visible keys are listed first, then taken 16 at a time: each (key, head) dot product is
-    // accumulated as in the loop below (two accumulators over the head dimension, added), and
-    // SumRows16 gives the 16 keys' lane sums at once instead of a horizontal reduction per key.
-    thread_local std::vector<float> stage, mv;  // mv: per token, the mask of each listed key
+    // The visible keys are listed first, then taken 16 at a time: the block's key rows are loaded
+    // (converted from f16) and transposed once for all R rows, and each row's 16 scores accumulate
+    // lane-wise (DotsT): no horizontal reduction per key, and the transpose is shared by the rows.
+    // (This replaced per-key dot products summed 16 at a time by a shuffle tree: 1536 keys x 5 tokens
+    // 143 -> 111 us, 1 token 40 -> 35 us, with the direct softmax store below.)
+    thread_local std::vector<float> mv;  // per token, the mask of each listed key
+    thread_local std::vector<float> ktb;  // one block of keys, transposed (64-byte aligned in it)
     if (mv.size() < static_cast<size_t>(TT * n_pad)) mv.resize(static_cast<size_t>(TT * n_pad));
-    if (stage.size() < static_cast<size_t>(kMaxRun * N * N)) stage.resize(static_cast<size_t>(kMaxRun * N * N));
+    if (ktb.size() < static_cast<size_t>(a.head_dim_k * N + N)) ktb.resize(static_cast<size_t>(a.head_dim_k * N + N));
     for (int64_t j = 0; j < a.n_kv; ++j) {
       if (!visible(j)) continue;
       for (int64_t ti = 0; ti < TT; ++ti) mv[static_cast<size_t>(ti * n_pad + n_vis)] = mask[ti][j];
@@ -214,24 +238,38 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
     VF vmax[kMaxRun];
     for (int64_t r = 0; r < R; ++r) vmax[r] = vneg;
     alignas(64) float xs[16];
+    float* kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ktb.data()) + 63) & ~uintptr_t{63});
     for (int64_t b0 = 0; b0 < n_vis; b0 += N) {
       const int64_t nk = std::min<int64_t>(N, n_vis - b0);
-      for (int64_t i = 0; i < N; ++i) {
-        if (i >= nk) {
-          for (int64_t r = 0; r < R; ++r) hn::StoreU(hn::Zero(df), df, stage.data() + (r * N + i) * N);
-          continue;
+      // The block's key rows, 16 dimensions at a time, transposed into kt (missing keys are zeros).
+      for (int64_t i = 0; i < nk && b0 + i + kAhead < n_vis; ++i)  // the cache streams from memory at long contexts
+        PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i + kAhead)]) * a.n_head_kv + hk) * a.head_dim_k,
+                          a.head_dim_k);
+      for (int64_t c = 0; c < a.head_dim_k; c += N) {
+        __m512 rows[16];
+        for (int64_t i = 0; i < N; ++i)
+          rows[i] = i < nk ? LoadRow<kF16>(a.k, (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i)]) * a.n_head_kv + hk) * a.head_dim_k + c).raw
+                           : _mm512_setzero_ps();
+        Transpose16x16(rows);
+        for (int64_t i = 0; i < N; ++i) _mm512_store_ps(kt + (c + i) * N, rows[i]);
+      }
+      VF dots[kMaxRun];
+      {
+        __m512 raw[kMaxRun];
+        // Rows in groups of up to 4 (16 accumulators in registers); a row's arithmetic is the same in any group.
+        int64_t r = 0;
+        for (; r + 4 <= R; r += 4) DotsT<4>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r);
+        switch (R - r) {
+          case 3: DotsT<3>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r); break;
+          case 2: DotsT<2>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r); break;
+          case 1: DotsT<1>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r); break;
+          default: break;
         }
-        const int64_t off = (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i)]) * a.n_head_kv + hk) * a.head_dim_k;
-        if (b0 + i + kAhead < n_vis)  // the cache streams from memory at long contexts
-          PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i + kAhead)]) * a.n_head_kv + hk) * a.head_dim_k,
-                            a.head_dim_k);
-        VF dots[R];
-        KeyDots<kF16, R>(a, q, off, dots);
-        for (int64_t r = 0; r < R; ++r) hn::StoreU(dots[r], df, stage.data() + (r * N + i) * N);
+        for (int64_t rr = 0; rr < R; ++rr) dots[rr] = VF{raw[rr]};
       }
       const auto valid = hn::FirstN(df, static_cast<size_t>(nk));
       for (int64_t r = 0; r < R; ++r) {
-        VF x{SumRows16(stage.data() + r * N * N)};
+        VF x = dots[r];
         if (a.softcap > 0.f) {
           hn::Store(x, df, xs);
           for (int64_t i = 0; i < nk; ++i) xs[i] = a.softcap * std::tanh(xs[i] * a.scale / a.softcap);
@@ -306,12 +344,18 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
       vsum = hn::Add(vsum, e);
     }
     const VF vinv = hn::Set(df, 1.0f / hn::GetLane(hn::SumOfLanes(df, vsum)));
+    // When the head's list is every visible key (the usual case) it is in the shared order already:
+    // write p directly (padding lanes are zeros and n_pad >= m_pad); else scatter through the indices.
+    const bool all = m[r] == n_vis;
+    float* dst = all ? p : s;
     for (int64_t j = 0; j < m_pad; j += N) {
-      hn::StoreU(hn::Mul(hn::LoadU(df, s + j), vinv), df, s + j);
-      if constexpr (kF16) RoundF16(s + j);
+      hn::StoreU(hn::Mul(hn::LoadU(df, s + j), vinv), df, dst + j);
+      if constexpr (kF16) RoundF16(dst + j);
     }
-    const int32_t* idx = ibuf.data() + r * n_pad;
-    for (int64_t j = 0; j < m[r]; ++j) p[idx[j]] = s[j];  // keys outside the list stay 0
+    if (!all) {
+      const int32_t* idx = ibuf.data() + r * n_pad;
+      for (int64_t j = 0; j < m[r]; ++j) p[idx[j]] = s[j];  // keys outside the list stay 0
+    }
   }
   // o = sum_j p_j v_j over each head's list in order (zero probabilities skipped), the value rows
   // loaded once for all heads; up to 24 accumulators (heads x vectors of the head) at a time.
