@@ -8,6 +8,10 @@ outputs that `specula spec-bench --outputs FILE` records. This gives, for the sa
   * `ngram`: the latest-match n-gram drafter exactly as draft/ngram_drafter.cpp runs it (the last
     max..min tokens, most recent earlier occurrence, its continuation; per_match cuts it to
     max(1, per_match * n) tokens), single branch;
+  * `ngram ... conf=P`: the adaptive-length drafter (ngram:...,conf=P), including its online
+    acceptance estimates, learnt over the records in file order as spec-bench runs them. Exact when
+    the outputs were recorded with --ignore-eos (otherwise the real drafter also learns from draft
+    tokens the target accepts past an end-of-generation token, which the outputs do not contain);
   * `oracle`: an upper bound for any drafter that copies from the context (prompt + generated text):
     at each step, the longest prefix (<= k) of the true continuation that occurs anywhere in the
     context. It knows the future, so it is a bound, not a drafter.
@@ -16,7 +20,8 @@ tau = (generated tokens - 1) / verification passes, as specula reports it (the f
 from the prefill). Usage:
 
   specula spec-bench -m smollm2-135m -n 128 --draft ngram --outputs out.jsonl ...
-  python3 bench/ngram_oracle.py out.jsonl [--k 4] [--ngram 2,4] [--ngram 1,3] [--per-match 0] [--json F]
+  python3 bench/ngram_oracle.py out.jsonl [--k 4] [--ngram 2,4] [--ngram 1,3] [--per-match 0] [--conf 0]
+          [--max-tokens 128] [--json F]
 """
 import argparse
 import collections
@@ -67,7 +72,71 @@ class Context:
         return future[:m]
 
 
-def replay(recs, k, drafter, max_n):
+class Adaptive:
+    """ngram:min=MN,max=MX,conf=P exactly as draft/ngram_drafter.cpp (propose_adaptive, on_accept)."""
+
+    PRIOR_WEIGHT = 4.0
+
+    def __init__(self, mn, mx, conf):
+        self.mn, self.mx, self.conf = mn, mx, conf
+        self.trials, self.hits, self.pending = [0.0] * 96, [0.0] * 96, []
+
+    def best_match(self, s):
+        L = len(s)
+        cap = min(self.mx, L - 1)
+        if L < 2 or cap < self.mn:
+            return None
+        best, latest, ends = 0, -1, []
+        last = s[L - 1]
+        for i in range(L - 2, -1, -1):
+            if s[i] != last:
+                continue
+            n = 1
+            while n < cap and n <= i and s[i - n] == s[L - 1 - n]:
+                n += 1
+            if n < self.mn or n < best:
+                continue
+            if n > best:
+                best, latest, ends = n, i, []
+            ends.append(i)
+        if best == 0:
+            return None
+        tok = s[latest + 1]
+        same = sum(1 for e in ends if s[e + 1] == tok)
+        agree = 2 if same == len(ends) else (1 if 2 * same >= len(ends) else 0)
+        return ((min(best, 8) - 1) * 4 + (min(len(ends), 4) - 1)) * 3 + agree, tok
+
+    def estimate(self, b):
+        n, agree = b // 12 + 1, b % 3
+        prior = min(0.9, 0.2 + 0.1 * n) if agree == 2 else 0.2
+        return (self.hits[b] + self.PRIOR_WEIGHT * prior) / (self.trials[b] + self.PRIOR_WEIGHT)
+
+    def propose(self, s, k):
+        self.pending = []
+        buf, d, cum = list(s), [], 1.0
+        while len(d) < k:
+            m = self.best_match(buf)
+            if m is None:
+                break
+            cum *= self.estimate(m[0])
+            if cum < self.conf:
+                break
+            d.append(m[1])
+            self.pending.append(m[0])
+            buf.append(m[1])
+        return d
+
+    def on_accept(self, m):
+        for j, b in enumerate(self.pending):
+            if j > m:
+                break
+            self.trials[b] += 1
+            if j < m:
+                self.hits[b] += 1
+        self.pending = []
+
+
+def replay(recs, k, drafter, max_n, max_tokens=None, on_accept=None):
     by = collections.defaultdict(lambda: [0, 0, 0])  # tokens - 1, passes, passes with a draft
     for r in recs:
         out = r["out"]
@@ -76,10 +145,14 @@ def replay(recs, k, drafter, max_n):
         ctx = Context(r["prompt"] + out[:1], max_n, k)
         pos, passes, drafted = 1, 0, 0
         while pos < len(out):
-            d = drafter(ctx, out[pos:])
+            # The loop drafts at most k_step = min(k, max_tokens - generated - 1) tokens.
+            k_step = k if max_tokens is None else min(k, max_tokens - pos - 1)
+            d = drafter(ctx, out[pos:], k_step) if k_step > 0 else []
             m = 0
             while m < len(d) and pos + m < len(out) and d[m] == out[pos + m]:
                 m += 1
+            if on_accept:
+                on_accept(m)
             for t in out[pos:pos + m + 1]:
                 ctx.push(t)
             pos += m + 1
@@ -100,6 +173,9 @@ def main():
     ap.add_argument("--ngram", action="append", default=None, metavar="MIN,MAX",
                     help="n-gram drafter match lengths (repeatable; default 2,4 and 1,3)")
     ap.add_argument("--per-match", type=float, default=0, help="as ngram:per_match (default 0 = off)")
+    ap.add_argument("--conf", type=float, default=0,
+                    help="as ngram:conf (adaptive length; default 0 = off): replays ngram:min,max,conf=P instead")
+    ap.add_argument("--max-tokens", type=int, default=128, help="spec-bench's -n (caps the last drafts; default 128)")
     ap.add_argument("--json", metavar="FILE", help="also write {drafter: {task: tau}} to FILE")
     a = ap.parse_args()
     recs = [json.loads(line) for line in open(a.outputs) if line.strip()]
@@ -108,10 +184,17 @@ def main():
     specs = [tuple(int(x) for x in s.split(",")) for s in (a.ngram or ["2,4", "1,3"])]
     max_n = max(mx for _, mx in specs)
     rows = []
+    if a.conf > 0 and a.per_match > 0:
+        sys.exit("error: --conf and --per-match both set the draft length: use one")
     for mn, mx in specs:
-        by = replay(recs, a.k, lambda c, f, mn=mn, mx=mx: c.ngram(a.k, mn, mx, a.per_match), max_n)
+        if a.conf > 0:
+            ad = Adaptive(mn, mx, a.conf)
+            by = replay(recs, a.k, lambda c, f, ks, ad=ad: ad.propose(c.s, ks), max_n, a.max_tokens, ad.on_accept)
+            rows.append((f"ngram:min={mn},max={mx},conf={a.conf:g}", by))
+            continue
+        by = replay(recs, a.k, lambda c, f, ks, mn=mn, mx=mx: c.ngram(ks, mn, mx, a.per_match), max_n, a.max_tokens)
         rows.append((f"ngram:min={mn},max={mx}" + (f",per_match={a.per_match:g}" if a.per_match > 0 else ""), by))
-    rows.append(("oracle copy (bound)", replay(recs, a.k, lambda c, f: c.oracle(a.k, f), max_n)))
+    rows.append(("oracle copy (bound)", replay(recs, a.k, lambda c, f, ks: c.oracle(ks, f), max_n, a.max_tokens)))
     tasks = sorted(k for k in rows[0][1] if k != "all") + ["all"]
     print(f"{len(recs)} prompts, k = {a.k}; tau (share of passes with a draft)\n")
     print("| drafter | " + " | ".join(tasks) + " |")

@@ -18,9 +18,11 @@ std::vector<std::string> drafter_names() {
 
 std::string drafter_help() {
   std::string h =
-      "  ngram[:min=1,max=3,branches=1,per_match=0]  prompt lookup: continue the latest earlier occurrence of the last max..min "
-      "tokens; branches>1 = token tree of that many candidate continuations; per_match=R cuts a continuation found "
-      "through an n-token match to max(1, R*n) tokens\n"
+      "  ngram[:min=1,max=3,branches=1,per_match=0,conf=0]  prompt lookup: continue the latest earlier occurrence of the last "
+      "max..min tokens; branches>1 = token tree of that many candidate continuations; per_match=R cuts a continuation "
+      "found through an n-token match to max(1, R*n) tokens; conf=P (e.g. ngram:max=8,conf=0.15 with --k 4): adaptive "
+      "length, draft while the estimated chance that the whole draft is accepted (learnt online per match length and "
+      "agreement of earlier occurrences) stays >= P\n"
       "  model:path=FILE_OR_NAME[,weights_dtype=native|f32|f16|bf16,branches=1]  separate draft model with the same "
       "vocabulary\n";
   for (const auto& f : strategy_registry().all()) h += "  " + f.help + " (self-draft)[,branches=1]\n";
@@ -37,7 +39,8 @@ std::unique_ptr<Drafter> make_drafter(const std::string& text, Model& target, co
     c.max_ngram = s.take_int("max", 3, 1, 64);
     c.branches = s.take_int("branches", 1, 1, 64);
     c.per_match = s.take_double("per_match", 0, 0, 64);
-    s.expect_empty({"min", "max", "branches", "per_match"});
+    c.conf = s.take_double("conf", 0, 0, 1);
+    s.expect_empty({"min", "max", "branches", "per_match", "conf"});
     return std::make_unique<NgramDrafter>(c);
   }
   LmDraftConfig lc;

@@ -53,6 +53,8 @@ expect_error draft-k-negative "k=-2" "${D[@]}" --draft ngram --k -2
 expect_error draft-k-beyond-context "context left" "${D[@]}" --draft ngram --k 12
 expect_error draft-k-beyond-depth "maximum draft depth" "$SPECULA" generate -m "$MODEL" --prompt hi -n 64 --draft ngram --k 20
 expect_error draft-tree-too-large "exceeds the limit of 64 nodes" "$SPECULA" generate -m "$MODEL" --prompt hi -n 64 --draft ngram:branches=9 --k 8
+expect_error draft-ngram-conf-range "conf=1.5" "$SPECULA" generate -m "$MODEL" --prompt hi -n 8 --draft ngram:conf=1.5
+expect_error draft-ngram-conf-tree "cannot be combined with branches=2" "$SPECULA" generate -m "$MODEL" --prompt hi -n 8 --draft ngram:conf=0.2,branches=2
 expect_error draft-unknown-name "unknown drafter 'medusa'" "${D[@]}" --draft medusa
 expect_error draft-unknown-key "unknown key 'maxx'" "${D[@]}" --draft ngram:maxx=3
 expect_error draft-bad-value "layers=99" "${D[@]}" --draft early-exit:layers=99

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/ngram_oracle.py replays the n-gram drafter on the plain greedy outputs `specula spec-bench
 # --outputs` records. Under greedy verification that replay is exact, so its tau must equal the tau
-# spec-bench measures with the real drafter, per task, to the printed digits (12 prompts, 2 per task).
+# spec-bench measures with the real drafter, per task, to the printed digits (12 prompts, 2 per task):
+# the fixed-length drafters and the adaptive one (conf=, whose online acceptance estimates the replay
+# learns in the same order; --ignore-eos so that the outputs hold every token the verifier judged).
 # Usage: ngram_replay.sh path/to/specula models_dir
 set -u
 SPECULA=$1
@@ -12,14 +14,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$SPECULA" spec-bench -m "$MODEL" -t 1 --per-task 2 -n 48 --k 4 --draft "ngram:min=2,max=4" --draft "ngram:min=1,max=3" \
-  --outputs "$tmp/out.jsonl" --json "$tmp/sb.json" > "$tmp/sb.log" 2>&1 || { tail -5 "$tmp/sb.log"; fail "spec-bench failed"; }
+"$SPECULA" spec-bench -m "$MODEL" -t 1 --per-task 2 -n 48 --k 4 --ignore-eos --draft "ngram:min=2,max=4" --draft "ngram:min=1,max=3" \
+  --draft "ngram:min=1,max=8,conf=0.15" --outputs "$tmp/out.jsonl" --json "$tmp/sb.json" > "$tmp/sb.log" 2>&1 \
+  || { tail -5 "$tmp/sb.log"; fail "spec-bench failed"; }
 [ "$(wc -l < "$tmp/out.jsonl")" -eq 12 ] || fail "expected 12 output lines, got $(wc -l < "$tmp/out.jsonl")"
-python3 "$ROOT/bench/ngram_oracle.py" "$tmp/out.jsonl" --k 4 --ngram 2,4 --ngram 1,3 --json "$tmp/replay.json" > /dev/null \
-  || fail "ngram_oracle.py failed"
-python3 - "$tmp/sb.json" "$tmp/replay.json" <<'PY' || exit 1
+python3 "$ROOT/bench/ngram_oracle.py" "$tmp/out.jsonl" --k 4 --max-tokens 48 --ngram 2,4 --ngram 1,3 --json "$tmp/replay.json" \
+  > /dev/null || fail "ngram_oracle.py failed"
+python3 "$ROOT/bench/ngram_oracle.py" "$tmp/out.jsonl" --k 4 --max-tokens 48 --ngram 1,8 --conf 0.15 --json "$tmp/replay_conf.json" \
+  > /dev/null || fail "ngram_oracle.py --conf failed"
+python3 - "$tmp/sb.json" "$tmp/replay.json" "$tmp/replay_conf.json" <<'PY' || exit 1
 import json, sys
 sb, rp = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+rp.update(json.load(open(sys.argv[3])))
 checked = 0
 for d in sb["drafters"]:
     name = d["drafter"].replace(",branches=1", "")

@@ -111,5 +111,69 @@ TEST(NgramDrafter, PerMatchCutsContinuationsOfShortMatches) {
   test::expect_error([&] { NgramDrafter{nc}; }, {"per_match=-1", ">= 0"});
 }
 
+TEST(NgramDrafter, AdaptiveLengthFollowsConfidenceAndLearnsOnline) {
+  NgramConfig nc;
+  nc.min_ngram = 1;
+  nc.max_ngram = 8;
+  nc.conf = 0.5;
+  NgramDrafter d(nc);
+  EXPECT_EQ(d.describe(), "ngram:min=1,max=8,branches=1,conf=0.5");
+  DraftContext ctx;
+  Draft out;
+  // A long copy: the suffix 1..7 occurred once, followed by 8 9 1 2 ...: each token is re-matched with the
+  // drafted ones appended (n >= 7, one occurrence, agreeing: prior 0.9), so 0.9^k >= 0.5 for k <= 6.
+  const std::vector<Token> copy = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5, 6, 7};
+  ctx.tokens = copy;
+  d.propose(ctx, 4, out);
+  ASSERT_EQ(out.size(), 4);
+  EXPECT_TRUE(out.is_chain());
+  EXPECT_EQ(out.nodes[0].token, 8);
+  EXPECT_EQ(out.nodes[1].token, 9);
+  EXPECT_EQ(out.nodes[2].token, 1);
+  EXPECT_EQ(out.nodes[3].token, 2);
+  d.propose(ctx, 16, out);
+  EXPECT_EQ(out.size(), 6);  // 0.9^7 < 0.5
+  const auto m = d.best_match(copy);
+  EXPECT_EQ(m.token, 8);
+  EXPECT_NEAR(d.estimate(m.bucket), 0.9, 1e-12);
+  // A weak match: the last token 5 occurred three times, followed by 6, 7 and 8 (the latest, 8, agrees with
+  // a third of them): prior 0.2 < 0.5, nothing drafted.
+  const std::vector<Token> weak = {5, 6, 1, 5, 7, 2, 5, 8, 3, 5};
+  ctx.tokens = weak;
+  d.propose(ctx, 4, out);
+  EXPECT_TRUE(out.empty());
+  const auto w = d.best_match(weak);
+  EXPECT_EQ(w.token, 8);
+  EXPECT_NEAR(d.estimate(w.bucket), 0.2, 1e-12);
+  // Verification results move the estimates: rejections of the long copy's first token lower its bucket,
+  // acceptances raise it (the prior counts as 4 trials).
+  for (int i = 0; i < 4; ++i) {
+    ctx.tokens = copy;
+    d.propose(ctx, 4, out);
+    d.on_accept(0);  // first token rejected; the rest were not judged
+  }
+  EXPECT_NEAR(d.estimate(m.bucket), 0.45, 1e-12);  // (0 + 4 * 0.9) / (4 + 4)
+  ctx.tokens = copy;
+  d.propose(ctx, 4, out);
+  EXPECT_TRUE(out.empty());  // 0.45 < 0.5
+  NgramDrafter e(nc);
+  for (int i = 0; i < 12; ++i) {
+    ctx.tokens = copy;
+    e.propose(ctx, 1, out);
+    ASSERT_EQ(out.size(), 1);
+    e.on_accept(1);
+  }
+  EXPECT_NEAR(e.estimate(m.bucket), (12 + 4 * 0.9) / 16, 1e-12);
+  // Bad combinations and values.
+  nc.branches = 2;
+  test::expect_error([&] { NgramDrafter{nc}; }, {"conf=0.5", "branches=2"});
+  nc.branches = 1;
+  nc.per_match = 1;
+  test::expect_error([&] { NgramDrafter{nc}; }, {"conf=0.5", "per_match=1"});
+  nc.per_match = 0;
+  nc.conf = 1;
+  test::expect_error([&] { NgramDrafter{nc}; }, {"conf=1", "[0, 1)"});
+}
+
 }  // namespace
 }  // namespace specula

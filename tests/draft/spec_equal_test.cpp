@@ -34,6 +34,7 @@ TEST_P(SpecEqualSlow, GreedySpeculativeEqualsPlainOnSpecBench) {
   const std::vector<std::string> specs = {
       "ngram",
       "ngram:branches=3",
+      "ngram:max=8,conf=0.15",
       "model (same weights, f32 KV cache)",
       fmt::format("early-exit:layers={}", L / 2),
       fmt::format("layerskip:skip={}-{}", L / 3, 2 * L / 3 - 1),
