@@ -33,7 +33,7 @@ for m in "${MODELS[@]}"; do
   if [ ${#ds[@]} -eq 0 ]; then
     # Layer counts: SmolLM2-135M has 30 layers, Gemma-3-270M 18.
     if [ "$m" = gemma3-270m ]; then ee=9 ls=6-11 ee2=12; else ee=15 ls=10-19 ee2=20; fi
-    ds=("ngram" "ngram:branches=3" "model:path=$m,weights_dtype=f16" "early-exit:layers=$ee" "layerskip:skip=$ls"
+    ds=("ngram" "ngram:branches=3" "ngram:max=8,conf=0.15" "model:path=$m,weights_dtype=f16" "early-exit:layers=$ee" "layerskip:skip=$ls"
         "early-exit:layers=$ee2,branches=2")
   fi
   ARGS=(spec-bench -m "$m" -t "$THREADS" --per-task "$PER_TASK" --limit "$LIMIT" -n "$MAX_TOKENS" --k "$K" --check-equal)
