@@ -311,7 +311,7 @@ struct W8 {
   VI8 s[32 / kN8];  // w
 };
 HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
-  const DI8 di8;
+  [[maybe_unused]] const DI8 di8;  // unused on targets without the x86 path below
   VI32 isum = hn::Zero(DI32());
 #if HWY_ARCH_X86 && (HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || \
                      HWY_TARGET == HWY_AVX3_DL)
