@@ -204,7 +204,10 @@ HWY_INLINE VI16 MaddUbs(V8 a, VI8 b) {
 // acc + pairwise sums of a[i] * b[i] in int32 (pmaddwd); lane order does not matter to callers.
 HWY_INLINE VI32 MulPairsAcc(VI16 a, VI16 b, VI32 acc) {
 #if HWY_TARGET == HWY_AVX3_DL
-  return VI32{_mm256_dpwssd_epi32(acc.raw, a.raw, b.raw)};  // VNNI: one instruction, same exact sums
+  // VNNI: one instruction, same exact sums; EVEX-encoded for the reason given at DpbusdEvex.
+  __m256i r = acc.raw;
+  asm("%{evex%} vpdpwssd %2, %1, %0" : "+v"(r) : "v"(a.raw), "v"(b.raw));
+  return VI32{r};
 #endif
   const DI32 di32;
   VI32 s1 = hn::Zero(di32);
@@ -279,6 +282,19 @@ struct XGroup {
 
 // --- 32-element blocks -------------------------------------------------------------------------
 
+#if HWY_TARGET == HWY_AVX3_DL
+// acc + sum of four u8 x i8 products per int32 lane (256-bit VPDPBUSD), always EVEX-encoded.
+// Highway 1.0.3's AVX3_DL target string enables avxvnni, so for _mm256_dpbusd_epi32 GCC emits the
+// VEX form ({vex} vpdpbusd), an AVX-VNNI instruction: Zen 4 has AVX512_VNNI (AVX3_DL is selected
+// there) but not AVX-VNNI, and died there with SIGILL. The EVEX form needs only AVX512_VNNI + VL,
+// which AVX3_DL's run-time check guarantees. (MulPairsAcc's VPDPWSSD likewise; tests/cli/no_vex_vnni.sh
+// checks the binary.)
+HWY_INLINE __m256i DpbusdEvex(__m256i acc, __m256i u8, __m256i i8) {
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(i8));
+  return acc;
+}
+#endif
+
 // Sum over the 32-element block of (w - c) * y, as int32 lanes (c = 0 for unsigned weights).
 template <int kOffset>
 HWY_INLINE VI32 BlockSum(const V8* w, const int8_t* y) {
@@ -288,9 +304,9 @@ HWY_INLINE VI32 BlockSum(const V8* w, const int8_t* y) {
   // VNNI: u8 x i8 products summed four at a time straight into int32 (exact, one instruction).
   static_assert(kN8 == 32);
   const VI8 yv = hn::LoadU(di8, y);
-  isum = VI32{_mm256_dpbusd_epi32(isum.raw, w[0].raw, yv.raw)};
+  isum = VI32{DpbusdEvex(isum.raw, w[0].raw, yv.raw)};
   if constexpr (kOffset != 0) {
-    const VI32 off{_mm256_dpbusd_epi32(hn::Zero(DI32()).raw, hn::Set(D8(), kOffset).raw, yv.raw)};
+    const VI32 off{DpbusdEvex(hn::Zero(DI32()).raw, hn::Set(D8(), kOffset).raw, yv.raw)};
     isum = hn::Sub(isum, off);
   }
   return isum;
@@ -323,7 +339,7 @@ HWY_INLINE VI32 BlockSum8(const W8& w, const int8_t* y) {
     const VI8 ys{_mm_sign_epi8(yv.raw, w.s[k].raw)};
 #endif
 #if HWY_TARGET == HWY_AVX3_DL
-    isum = VI32{_mm256_dpbusd_epi32(isum.raw, w.a[k].raw, ys.raw)};
+    isum = VI32{DpbusdEvex(isum.raw, w.a[k].raw, ys.raw)};
 #else
     isum = SumPairsAcc(MaddUbs(w.a[k], ys), isum);
 #endif
