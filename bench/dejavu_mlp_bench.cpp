@@ -15,6 +15,7 @@
 
 #include "kernels/ops.h"
 #include "tests/random_data.h"
+#include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
 #include "sparsity/dejavu/predictor.h"
 
@@ -82,8 +83,7 @@ void BM_DejaVuMlp(benchmark::State& st) {
       dejavu::normalize_inputs(x.data(), kD, 1, xn.data());
       w.qpred.forward(xn.data(), 1, Z.data());
       rows.clear();
-      dejavu::top_k(Z.data(), kFF, keep, rows);
-      std::sort(rows.begin(), rows.end());
+      dejavu::top_k(Z.data(), kFF, keep, rows);  // ascending indices
     } else {
       rows = fixed;
     }
@@ -112,6 +112,29 @@ void BM_DejaVuPredictorQ8(benchmark::State& st) {
     benchmark::DoNotOptimize(rows.data());
   }
 }
+// The parts of the q8_0 predictor step: the net alone (arg 0) or top-k alone (1: ops::top_k,
+// 2: ref::top_k, nth_element + sort).
+void BM_DejaVuPredictorParts(benchmark::State& st) {
+  ops::set_num_threads(2);
+  dejavu::Net net;
+  net.init(kD, kRank, kFF, 5);
+  const dejavu::QuantNet q(net);
+  std::vector<float> x(kD, 0.1f), z(kFF);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
+  q.forward(x.data(), 1, z.data());
+  std::vector<int32_t> rows;
+  for (auto _ : st) {
+    if (st.range(0) == 0) {
+      q.forward(x.data(), 1, z.data());
+    } else {
+      rows.clear();
+      if (st.range(0) == 1) dejavu::top_k(z.data(), kFF, kFF / 10, rows);
+      else ref::top_k(z.data(), kFF, kFF / 10, rows);
+    }
+    benchmark::DoNotOptimize(z.data());
+    benchmark::DoNotOptimize(rows.data());
+  }
+}
 void BM_DejaVuPredictor(benchmark::State& st) {
   dejavu::Net net;
   net.init(kD, st.range(0), st.range(1), 5);
@@ -134,6 +157,7 @@ void SparseArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_DenseMlp)->Arg(static_cast<int64_t>(DType::F16))->Arg(static_cast<int64_t>(DType::Q4_1))->Name("dejavu/dense_mlp[576x1536]")->UseRealTime();
 BENCHMARK(BM_DejaVuMlp)->Apply(SparseArgs)->Name("dejavu/sparse_mlp[576x1536]/dtype/skip_pct/predictor")->UseRealTime();
+BENCHMARK(BM_DejaVuPredictorParts)->Arg(0)->Arg(1)->Arg(2)->Name("dejavu/predictor_parts/net_or_topk")->UseRealTime();
 BENCHMARK(BM_DejaVuPredictor)->Args({128, 1536})->Args({32, 9})->Name("dejavu/predictor_f32/rank/out");
 BENCHMARK(BM_DejaVuPredictorQ8)->Args({128, 1536})->Args({32, 32})->Name("dejavu/predictor_q8/rank/out")->UseRealTime();
 

@@ -132,5 +132,9 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
 // Softmax attention over cache slots with an additive mask.
 void attention(const AttentionArgs& a);
+// Top-k selection (Deja Vu's predicted neurons and heads): appends to `out` the indices of the k
+// largest of scores[0..n), ranked by (score descending, index ascending), in ascending index order.
+// k is clamped to [0, n]. -0 and +0 rank equal; non-finite scores are allowed (plain ranking).
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out);
 }  // namespace ops
 }  // namespace specula

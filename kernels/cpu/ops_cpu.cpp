@@ -8,6 +8,7 @@
 #include "kernels/cpu/act_hwy.h"
 #include "kernels/cpu/attention_hwy.h"
 #include "kernels/cpu/quant_hwy.h"
+#include "kernels/cpu/select_hwy.h"
 #include "kernels/cpu/sparse_hwy.h"
 #include "kernels/cpu/threadpool.h"
 #include "kernels/cpu/vec_dot_hwy.h"
@@ -155,6 +156,8 @@ void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const floa
   if (static_cast<int64_t>(rows.size()) * n * T < 16384) run(0, nc, 0);  // too small to wake the pool
   else cpu::pool().parallel_for(nc, run);
 }
+
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) { cpu::top_k(scores, n, k, out); }
 
 void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& storage, WeightView& WT) {
   if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16 && dtype != DType::Q8_0)

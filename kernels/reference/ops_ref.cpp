@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include "kernels/reference/quant.h"
@@ -111,6 +112,26 @@ void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t*
 }
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) {
+  k = std::clamp<int64_t>(k, 0, n);
+  std::vector<int32_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  // Strict weak order also with NaN: NaN ranks above every number (as in its ordered-key form).
+  auto key = [scores](int32_t i) {
+    const float v = scores[i];
+    return std::isnan(v) ? std::numeric_limits<float>::infinity() : v;
+  };
+  auto better = [&](int32_t a, int32_t b) {
+    const bool na = std::isnan(scores[a]), nb = std::isnan(scores[b]);
+    if (na != nb) return na;
+    if (!na && key(a) != key(b)) return key(a) > key(b);
+    return a < b;
+  };
+  std::nth_element(idx.begin(), idx.begin() + k, idx.end(), better);
+  std::sort(idx.begin(), idx.begin() + k);
+  out.insert(out.end(), idx.begin(), idx.begin() + k);
+}
 
 float gelu_tanh(float x) {
   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))

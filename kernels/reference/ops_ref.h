@@ -19,6 +19,8 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
 void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1);
 void attention(const AttentionArgs& a);
 
+// ops::top_k by nth_element on the (score desc, index asc) order, then sorted.
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out);
 float gelu_tanh(float x);
 float silu(float x);
 

@@ -247,8 +247,7 @@ class DejaVuStrategy::Hook : public LayerHook {
     const int64_t n = Z.rows();
     out.clear();
     if (T == 1 && o_.select == Select::TopK) {
-      top_k(Z.data(), n, k, out);
-      std::sort(out.begin(), out.end());
+      top_k(Z.data(), n, k, out);  // ascending
       return;
     }
     mark_.assign(static_cast<size_t>(n), 0);

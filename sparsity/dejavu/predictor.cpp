@@ -1,6 +1,7 @@
 #include "sparsity/dejavu/predictor.h"
 
 #include "kernels/cpu/vec_dot_hwy.h"
+#include "kernels/ops.h"
 #include "kernels/reference/quant.h"
 
 #include <algorithm>
@@ -105,21 +106,7 @@ int64_t LabelBits::count_row(int64_t r) const {
 
 // --- selection / evaluation ---
 
-void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) {
-  k = std::clamp<int64_t>(k, 0, n);
-  if (k == 0) return;
-  if (k == n) {
-    for (int64_t i = 0; i < n; ++i) out.push_back(static_cast<int32_t>(i));
-    return;
-  }
-  thread_local std::vector<int32_t> idx;
-  idx.resize(static_cast<size_t>(n));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::nth_element(idx.begin(), idx.begin() + k, idx.end(), [scores](int32_t a, int32_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
-  out.insert(out.end(), idx.begin(), idx.begin() + k);
-}
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) { ops::top_k(scores, n, k, out); }
 
 double recall_at_k(const Net& net, const Eigen::MatrixXf& X, const LabelBits& Y, int64_t c0, int64_t c1, int64_t k) {
   Eigen::MatrixXf H, Z;
