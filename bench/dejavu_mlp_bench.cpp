@@ -83,7 +83,7 @@ void BM_DejaVuMlp(benchmark::State& st) {
       dejavu::normalize_inputs(x.data(), kD, 1, xn.data());
       w.qpred.forward(xn.data(), 1, Z.data());
       rows.clear();
-      dejavu::top_k(Z.data(), kFF, keep, rows);  // ascending indices
+      ops::top_k(Z.data(), kFF, keep, rows);  // ascending indices
     } else {
       rows = fixed;
     }
@@ -108,7 +108,7 @@ void BM_DejaVuPredictorQ8(benchmark::State& st) {
   for (auto _ : st) {
     q.forward(x.data(), 1, z.data());
     rows.clear();
-    dejavu::top_k(z.data(), st.range(1), st.range(1) / 10, rows);
+    ops::top_k(z.data(), st.range(1), st.range(1) / 10, rows);
     benchmark::DoNotOptimize(rows.data());
   }
 }
@@ -128,7 +128,7 @@ void BM_DejaVuPredictorParts(benchmark::State& st) {
       q.forward(x.data(), 1, z.data());
     } else {
       rows.clear();
-      if (st.range(0) == 1) dejavu::top_k(z.data(), kFF, kFF / 10, rows);
+      if (st.range(0) == 1) ops::top_k(z.data(), kFF, kFF / 10, rows);
       else ref::top_k(z.data(), kFF, kFF / 10, rows);
     }
     benchmark::DoNotOptimize(z.data());
@@ -144,7 +144,7 @@ void BM_DejaVuPredictor(benchmark::State& st) {
   for (auto _ : st) {
     net.forward(Eigen::Map<const Eigen::MatrixXf>(x.data(), kD, 1), H, Z);
     rows.clear();
-    dejavu::top_k(Z.data(), Z.rows(), Z.rows() / 10, rows);
+    ops::top_k(Z.data(), Z.rows(), Z.rows() / 10, rows);
     benchmark::DoNotOptimize(rows.data());
   }
 }

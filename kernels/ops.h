@@ -134,7 +134,7 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
 void attention(const AttentionArgs& a);
 // Top-k selection (Deja Vu's predicted neurons and heads): appends to `out` the indices of the k
 // largest of scores[0..n), ranked by (score descending, index ascending), in ascending index order.
-// k is clamped to [0, n]. -0 and +0 rank equal; non-finite scores are allowed (plain ranking).
+// k is clamped to [0, n]. -0 and +0 rank equal; +-inf rank as numbers, NaN above every number.
 void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out);
 }  // namespace ops
 }  // namespace specula

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstring>
 
 #include "kernels/cpu/select_hwy.h"
 #include "kernels/reference/ops_ref.h"
@@ -145,11 +144,17 @@ void TopK(const float* s, int64_t n, int64_t k, std::vector<int32_t>& out) {
     return c;
   };
   // Exact: the largest key K with count(>= K) >= k (the k-th largest score), by bisection on keys.
-  int64_t klo = KeyOf(lo), khi = hi_below_k ? int64_t{KeyOf(hi)} : int64_t{KeyOf(mx)} + 1;
+  // cnt_klo = count(>= klo): every candidate at first.
+  int64_t klo = KeyOf(lo), khi = hi_below_k ? int64_t{KeyOf(hi)} : int64_t{KeyOf(mx)} + 1, cnt_klo = cnt;
   while (khi - klo > 1) {
     const int64_t mid = klo + (khi - klo) / 2;
-    if (count_key_ge(mid) >= k) klo = mid;
-    else khi = mid;
+    const int64_t c = count_key_ge(mid);
+    if (c >= k) {
+      klo = mid;
+      cnt_klo = c;
+    } else {
+      khi = mid;
+    }
   }
   const int32_t K = static_cast<int32_t>(klo);
   const int64_t above = count_key_ge(int64_t{K} + 1);
@@ -158,7 +163,7 @@ void TopK(const float* s, int64_t n, int64_t k, std::vector<int32_t>& out) {
   out.resize(base + static_cast<size_t>(cnt + N));
   int32_t* o = out.data() + base;
   int64_t w = 0, j = 0;
-  if (count_key_ge(K) - above == need) {  // no tie cut at the threshold: every candidate with key >= K
+  if (cnt_klo - above == need) {  // no tie cut at the threshold: every candidate with key >= K
     const VI vk = hn::Set(di, K);
     for (; j + N <= cnt; j += N) {
       const auto m = hn::Not(hn::Lt(hn::LoadU(di, key + j), vk));

@@ -117,15 +117,12 @@ void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out)
   k = std::clamp<int64_t>(k, 0, n);
   std::vector<int32_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
-  // Strict weak order also with NaN: NaN ranks above every number (as in its ordered-key form).
-  auto key = [scores](int32_t i) {
-    const float v = scores[i];
-    return std::isnan(v) ? std::numeric_limits<float>::infinity() : v;
-  };
-  auto better = [&](int32_t a, int32_t b) {
+  // A strict weak order also with NaN: NaN ranks above every number; equal scores (also two NaNs,
+  // -0 and +0) by index.
+  auto better = [scores](int32_t a, int32_t b) {
     const bool na = std::isnan(scores[a]), nb = std::isnan(scores[b]);
     if (na != nb) return na;
-    if (!na && key(a) != key(b)) return key(a) > key(b);
+    if (!na && scores[a] != scores[b]) return scores[a] > scores[b];
     return a < b;
   };
   std::nth_element(idx.begin(), idx.begin() + k, idx.end(), better);

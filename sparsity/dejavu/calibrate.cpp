@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "kernels/ops.h"
 #include "kernels/reference/quant.h"
 #include "sparsity/calibration.h"
 
@@ -74,7 +75,7 @@ class CollectHook : public LayerHook {
         mag_.resize(static_cast<size_t>(width));
         for (int64_t i = 0; i < width; ++i) mag_[static_cast<size_t>(i)] = std::fabs(row[i]);
         sel_.clear();
-        top_k(mag_.data(), width, mlp_k_, sel_);
+        ops::top_k(mag_.data(), width, mlp_k_, sel_);
         for (int32_t u : sel_) mlp_[li].set(s, u);
         if (s % 4 == 0) {  // budgets' basis on every 4th sample (a sort per token)
           mlp_need_sum_[li] += need_fraction(mag_, 0.9);
@@ -89,7 +90,7 @@ class CollectHook : public LayerHook {
           mag_[static_cast<size_t>(h)] = static_cast<float>(std::sqrt(ss));
         }
         sel_.clear();
-        top_k(mag_.data(), nh, head_k_, sel_);
+        ops::top_k(mag_.data(), nh, head_k_, sel_);
         for (int32_t u : sel_) heads_[li].set(s, u);
         if (s % 4 == 0) head_need_sum_[li] += need_fraction(mag_, 0.9);
       }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/ops.h"
 
 namespace specula::dejavu {
 
@@ -143,7 +144,7 @@ class DejaVuStrategy::Hook : public LayerHook {
           if (mark[i]) kept += mag_[static_cast<size_t>(i)];
         }
         lab_.clear();
-        top_k(mag_.data(), width, k, lab_);
+        ops::top_k(mag_.data(), width, k, lab_);
         int64_t hit = 0;
         for (int32_t u : lab_) hit += mark[u];
         rec_m_ += static_cast<double>(hit) / static_cast<double>(k);
@@ -161,7 +162,7 @@ class DejaVuStrategy::Hook : public LayerHook {
           mag_[static_cast<size_t>(h)] = static_cast<float>(ss);
         }
         lab_.clear();
-        top_k(mag_.data(), nh, p_.heads_topk, lab_);
+        ops::top_k(mag_.data(), nh, p_.heads_topk, lab_);
         int64_t hit = 0;
         for (int32_t u : lab_) hit += mark[u];
         rec_h_ += static_cast<double>(hit) / static_cast<double>(std::max<size_t>(1, lab_.size()));
@@ -228,7 +229,7 @@ class DejaVuStrategy::Hook : public LayerHook {
     for (int64_t t = 0; t < T; ++t) {
       const float* z = Z.data() + t * n;
       tmp_.clear();
-      top_k(z, n, k, tmp_);
+      ops::top_k(z, n, k, tmp_);
       for (int32_t u : tmp_) m[static_cast<size_t>(t * n + u)] = 1;
       if (o_.select == Select::Threshold)
         for (int64_t i = 0; i < n; ++i)
@@ -247,14 +248,14 @@ class DejaVuStrategy::Hook : public LayerHook {
     const int64_t n = Z.rows();
     out.clear();
     if (T == 1 && o_.select == Select::TopK) {
-      top_k(Z.data(), n, k, out);  // ascending
+      ops::top_k(Z.data(), n, k, out);  // ascending
       return;
     }
     mark_.assign(static_cast<size_t>(n), 0);
     for (int64_t t = 0; t < T; ++t) {
       const float* z = Z.data() + t * n;
       tmp_.clear();
-      top_k(z, n, k, tmp_);
+      ops::top_k(z, n, k, tmp_);
       for (int32_t u : tmp_) mark_[static_cast<size_t>(u)] = 1;
       if (o_.select == Select::Threshold)
         for (int64_t i = 0; i < n; ++i)

@@ -106,8 +106,6 @@ int64_t LabelBits::count_row(int64_t r) const {
 
 // --- selection / evaluation ---
 
-void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) { ops::top_k(scores, n, k, out); }
-
 double recall_at_k(const Net& net, const Eigen::MatrixXf& X, const LabelBits& Y, int64_t c0, int64_t c1, int64_t k) {
   Eigen::MatrixXf H, Z;
   std::vector<int32_t> sel;
@@ -121,7 +119,7 @@ double recall_at_k(const Net& net, const Eigen::MatrixXf& X, const LabelBits& Y,
       const int64_t pos = Y.count_row(b + j);
       if (pos == 0) continue;
       sel.clear();
-      top_k(Z.col(j).data(), Z.rows(), k, sel);
+      ops::top_k(Z.col(j).data(), Z.rows(), k, sel);
       int64_t hit = 0;
       for (int32_t u : sel) hit += Y.get(b + j, u);
       sum += static_cast<double>(hit) / static_cast<double>(pos);

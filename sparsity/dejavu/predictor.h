@@ -115,10 +115,6 @@ TrainResult train_net(const Eigen::MatrixXf& X, const LabelBits& Y, const TrainC
 // are among the k highest-scoring units (recall@k). Samples without positives are ignored.
 double recall_at_k(const Net& net, const Eigen::MatrixXf& X, const LabelBits& Y, int64_t c0, int64_t c1, int64_t k);
 
-// The k largest entries of `scores` (n of them; ties to the lower index), appended to `out` in
-// ascending index order (ops::top_k). k clamped to [0, n].
-void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out);
-
 // --- one file per model ---
 
 struct LayerPredictors {

@@ -18,6 +18,7 @@
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "draft/registry.h"
+#include "kernels/ops.h"
 #include "experiments/cli.h"
 #include "experiments/spec_bench_data.h"
 #include "sparsity/dejavu/calibrate.h"
@@ -48,7 +49,7 @@ void planted(int64_t in, int64_t out, int64_t n, int64_t k, Eigen::MatrixXf& X, 
   std::vector<int32_t> sel;
   for (int64_t j = 0; j < n; ++j) {
     sel.clear();
-    top_k(S.col(j).data(), out, k, sel);
+    ops::top_k(S.col(j).data(), out, k, sel);
     for (int32_t u : sel) Y.set(j, u);
   }
 }
@@ -80,11 +81,11 @@ TEST(DejaVuTrain, LearnsPlantedRule) {
 TEST(DejaVuTrain, TopKAndBudgets) {
   const float s[] = {0.1f, 3.f, -1.f, 2.f, 2.5f};
   std::vector<int32_t> out;
-  top_k(s, 5, 2, out);
+  ops::top_k(s, 5, 2, out);
   std::sort(out.begin(), out.end());
   EXPECT_EQ(out, (std::vector<int32_t>{1, 4}));
   out.clear();
-  top_k(s, 5, 9, out);
+  ops::top_k(s, 5, 9, out);
   EXPECT_EQ(out.size(), 5u);
   // Uniform: every layer keeps the same count; adaptive: proportional to need, mean kept = target.
   EXPECT_EQ(layer_budgets(0.0, 100, {0.1f, 0.5f}, Budget::Adaptive), (std::vector<int64_t>{100, 100}));
@@ -267,8 +268,8 @@ TEST(DejaVuPredictor, QuantNetMatchesTheF32Net) {
   EXPECT_LT(num / den, 1e-3);
   for (int64_t t = 0; t < T; ++t) {
     std::vector<int32_t> a, b;
-    top_k(Zf.data() + t * 1536, 1536, 154, a);
-    top_k(Zq.data() + t * 1536, 1536, 154, b);
+    ops::top_k(Zf.data() + t * 1536, 1536, 154, a);
+    ops::top_k(Zq.data() + t * 1536, 1536, 154, b);
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
     std::vector<int32_t> both;
