@@ -5,12 +5,16 @@
 // prefill per prompt is shared by all speculative runs. The draft model is the target's own weights with
 // an f32 KV cache (the target uses f16), so its predictions differ slightly from the target's; the
 // f16-target pair is exercised by bench/spec_equal.sh. The self-draft tree runs on the k=1/8 subset only
-// (the suite has to stay within its time budget on 2 cores).
+// (the suite has to stay within its time budget on 2 cores). Each model's run is split into three shards of
+// two tasks each (task i and task 5-i in file order), so ctest -j can run them side by side.
 // (bench/spec_equal runs the same check over all 480 prompts x 256 tokens.)
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <map>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "core/generator.h"
 #include "core/model.h"
@@ -24,11 +28,27 @@
 namespace specula {
 namespace {
 
-class SpecEqualSlow : public ::testing::TestWithParam<const char*> {};
+constexpr int kShards = 3;
+
+// The tasks of one shard: tasks are numbered in order of first appearance; shard s holds tasks s and 5-s.
+std::vector<SpecBenchPrompt> shard_prompts(const std::vector<SpecBenchPrompt>& prompts, int shard) {
+  std::map<std::string, int> task_index;
+  for (const auto& p : prompts) task_index.emplace(p.task, static_cast<int>(task_index.size()));
+  std::vector<SpecBenchPrompt> out;
+  for (const auto& p : prompts) {
+    const int t = task_index.at(p.task);
+    if (t == shard || t == 2 * kShards - 1 - shard) out.push_back(p);
+  }
+  return out;
+}
+
+class SpecEqualSlow : public ::testing::TestWithParam<std::tuple<const char*, int>> {};
 
 TEST_P(SpecEqualSlow, GreedySpeculativeEqualsPlainOnSpecBench) {
-  const std::string path = test::model_path(GetParam());
-  if (path.empty()) GTEST_SKIP() << GetParam() << " not installed";
+  const char* model_name = std::get<0>(GetParam());
+  const int shard = std::get<1>(GetParam());
+  const std::string path = test::model_path(model_name);
+  if (path.empty()) GTEST_SKIP() << model_name << " not installed";
   auto model = Model::load(path);
   const int64_t L = model->config().n_layer;
   const std::vector<std::string> specs = {
@@ -45,8 +65,10 @@ TEST_P(SpecEqualSlow, GreedySpeculativeEqualsPlainOnSpecBench) {
     drafters.push_back(s.rfind("model", 0) == 0 ? std::make_unique<ModelDrafter>(*model, *model, LmDraftConfig{}, KvDType::F32)
                                                 : make_drafter(s, *model, DrafterOptions{}));
   const size_t tree_self = drafters.size() - 1;  // subset only
-  const auto prompts = select_per_task(load_spec_bench(spec_bench_default_path()), 8);
-  ASSERT_EQ(prompts.size(), 48u);
+  const auto all_prompts = select_per_task(load_spec_bench(spec_bench_default_path()), 8);
+  ASSERT_EQ(all_prompts.size(), 48u);
+  const auto prompts = shard_prompts(all_prompts, shard);
+  ASSERT_EQ(prompts.size(), 16u) << "expected 6 Spec-Bench tasks with 8 prompts each";
   const Sampler sampler{SamplerConfig{}};
   GreedyVerifier verifier;
   std::map<std::string, int> seen_task;
@@ -80,23 +102,28 @@ TEST_P(SpecEqualSlow, GreedySpeculativeEqualsPlainOnSpecBench) {
           ++mismatches;
           size_t j = 0;
           while (j < r.tokens.size() && j < plain.tokens.size() && r.tokens[j] == plain.tokens[j]) ++j;
-          ADD_FAILURE() << GetParam() << " drafter " << specs[di] << " k=" << k << " prompt #" << p.id << " (" << p.task
+          ADD_FAILURE() << model_name << " drafter " << specs[di] << " k=" << k << " prompt #" << p.id << " (" << p.task
                         << "): first difference at generated token " << j << " of " << plain.tokens.size();
         }
       }
   }
   for (size_t di = 0; di < drafters.size(); ++di) {
-    std::printf("[spec-equal] %s %s: %lld accepted draft tokens\n", GetParam(), specs[di].c_str(),
+    std::printf("[spec-equal] %s shard %d %s: %lld accepted draft tokens\n", model_name, shard, specs[di].c_str(),
                 static_cast<long long>(tokens_by_drafter[di]));
     EXPECT_GT(tokens_by_drafter[di], 0) << specs[di] << " never had a token accepted: the test would not exercise it";
   }
-  std::printf("[spec-equal] %s: %lld runs, %lld mismatches, %.0f s\n", GetParam(), static_cast<long long>(runs),
+  std::printf("[spec-equal] %s shard %d: %lld runs, %lld mismatches, %.0f s\n", model_name, shard,
+              static_cast<long long>(runs),
               static_cast<long long>(mismatches),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, SpecEqualSlow, ::testing::Values(test::kSmolLM2, test::kGemma3),
-                         [](const auto& info) { return std::string(info.param == test::kSmolLM2 ? "SmolLM2" : "Gemma3"); });
+INSTANTIATE_TEST_SUITE_P(Models, SpecEqualSlow,
+                         ::testing::Combine(::testing::Values(test::kSmolLM2, test::kGemma3), ::testing::Range(0, kShards)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) == test::kSmolLM2 ? "SmolLM2" : "Gemma3") +
+                                  "_shard" + std::to_string(std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace specula
