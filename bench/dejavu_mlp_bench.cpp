@@ -4,7 +4,7 @@
 //  * sparse: the rank-128 neuron predictor as the strategy runs it (input RMS normalization, then the
 //    q8_0 QuantNet d -> 128 -> n_ff on the worker pool) + top-k selection, then only
 //    the kept rows of W_gate/W_up (matmul_rows) and of W_down^T (gather_axpy; float types keep their
-//    type, quantized W_down^T is q8_0 as Model::prepare_sparse stores it).
+//    type, quantized W_down^T is f16 as Model::prepare_sparse stores it).
 // Args: dtype, percent of neurons skipped, 1 = include the predictor. Counter "speedup" is not
 // computed here: compare the dense line of the same dtype (scripts read --benchmark_format=json).
 #include <benchmark/benchmark.h>
