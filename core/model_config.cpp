@@ -133,6 +133,7 @@ ModelConfig config_from_hf_json(const std::string& path) {
   } catch (const std::exception& e) {
     fail("{}: invalid JSON: {}", path, e.what());
   }
+  if (!j.is_object()) fail("{}: expected a JSON object (a Hugging Face config.json), got {}", path, j.type_name());
   auto get_i = [&](const char* k, int64_t def, bool required) -> int64_t {
     if (!j.contains(k) || j[k].is_null()) {
       if (required) fail("{}: missing key '{}'", path, k);
@@ -146,8 +147,19 @@ ModelConfig config_from_hf_json(const std::string& path) {
     if (!j[k].is_number()) fail("{}: key '{}' must be a number", path, k);
     return j[k].get<float>();
   };
+  // A string or bool key of object `o` (`where` names it in messages); absent or null: the default.
+  auto get_s = [&](const nlohmann::json& o, const char* k, const std::string& def, const std::string& where) {
+    if (!o.contains(k) || o[k].is_null()) return def;
+    if (!o[k].is_string()) fail("{}: key '{}' must be a string, got {}", path, where, o[k].dump());
+    return o[k].get<std::string>();
+  };
+  auto get_b = [&](const char* k, bool def) {
+    if (!j.contains(k) || j[k].is_null()) return def;
+    if (!j[k].is_boolean()) fail("{}: key '{}' must be true or false, got {}", path, k, j[k].dump());
+    return j[k].get<bool>();
+  };
   ModelConfig c;
-  c.arch_name = j.value("model_type", std::string());
+  c.arch_name = get_s(j, "model_type", "", "model_type");
   if (c.arch_name == "llama" || c.arch_name == "mistral" || c.arch_name == "qwen2") c.arch = Arch::Llama;
   else if (c.arch_name == "gemma3_text" || c.arch_name == "gemma3") c.arch = Arch::Gemma3;
   else fail("{}: unsupported model_type '{}' (supported: llama, mistral, qwen2, gemma3_text)", path, c.arch_name);
@@ -163,14 +175,20 @@ ModelConfig config_from_hf_json(const std::string& path) {
   c.rms_eps = get_f("rms_norm_eps", 1e-6f);
   c.rope_theta = get_f("rope_theta", 10000.f);
   c.rope_theta_swa = get_f("rope_local_base_freq", c.rope_theta);
-  c.tied_embeddings = j.value("tie_word_embeddings", true);
+  c.tied_embeddings = get_b("tie_word_embeddings", true);
   c.rope_style = RopeStyle::Neox;  // HF checkpoints keep the rotate-half layout
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     const auto& rs = j["rope_scaling"];
-    const std::string t = rs.value("rope_type", rs.value("type", std::string("none")));
+    const std::string t = get_s(rs, "rope_type", get_s(rs, "type", "none", "rope_scaling.type"), "rope_scaling.rope_type");
     if (t == "linear") {
       c.rope_scaling = "linear";
-      c.rope_freq_scale = 1.0f / rs.value("factor", 1.0f);
+      float factor = 1.0f;
+      if (rs.contains("factor") && !rs["factor"].is_null()) {
+        if (!rs["factor"].is_number() || !(rs["factor"].get<double>() > 0.0) || !std::isfinite(rs["factor"].get<double>()))
+          fail("{}: key 'rope_scaling.factor' must be a positive number, got {}", path, rs["factor"].dump());
+        factor = rs["factor"].get<float>();
+      }
+      c.rope_freq_scale = 1.0f / factor;
     } else if (t != "default" && t != "none") {
       fail("{}: unsupported rope_scaling type '{}' (supported: linear)", path, t);
     }

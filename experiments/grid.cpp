@@ -93,7 +93,7 @@ std::vector<Axis> read_axes(const YAML::Node& node, const std::string& key, cons
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string path = it->first.as<std::string>();
     const std::string src = join_path(key, path);
-    const YAML::Node& vals = it->second;
+    const YAML::Node vals = it->second;  // a handle: it->second is a member of a temporary
     if (!vals.IsSequence() || vals.size() == 0)
       fail("{}: expected a non-empty list of values, got {}", o.where(src), show(vals));
     if (allow_label && path == "label") {

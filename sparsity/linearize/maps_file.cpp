@@ -76,7 +76,7 @@ void LinearMaps::validate(const ModelConfig& cfg, const std::string& what, size_
   std::vector<bool> taken(static_cast<size_t>(cfg.n_layer), false);
   for (const auto& r : runs) {
     if (r.count < 1 || r.first < 0 || r.first >= cfg.n_layer || r.count > cfg.n_layer - r.first)
-      fail("{}: replaced run of layers [{}, {}) out of range: the model has layers 0..{}", what, r.first, r.first + r.count,
+      fail("{}: replaced run (first layer {}, {} layers) out of range: the model has layers 0..{}", what, r.first, r.count,
            cfg.n_layer - 1);
     for (int64_t l = r.first; l < r.first + r.count; ++l) {
       if (taken[static_cast<size_t>(l)]) fail("{}: layer {} is replaced by two runs", what, l);
@@ -143,7 +143,8 @@ LinearMaps parse_linear_maps(const uint8_t* data, size_t size, const std::string
     r.map.rank = rd.get<int64_t>("run rank");
     r.score = rd.get<float>("run score");
     if (r.first < 0 || r.first >= m.n_layer || r.count < 1 || r.count > m.n_layer - r.first)
-      fail("{}: corrupt linear-maps file: run {} covers layers [{}, {}) outside 0..{}", what, i, r.first, r.first + r.count, m.n_layer - 1);
+      fail("{}: corrupt linear-maps file: run {} (first layer {}, {} layers) reaches outside layers 0..{}", what, i, r.first,
+           r.count, m.n_layer - 1);
     if (r.map.rank < 0 || r.map.rank >= d) fail("{}: corrupt linear-maps file: run {} has rank {} (expected 0..{})", what, i, r.map.rank, d - 1);
     r.map.d = d;
     if (r.map.rank == 0) {

@@ -57,7 +57,7 @@ ThresholdTable load_thresholds(const std::string& path) {
   } catch (const std::exception& e) {
     fail("{}: invalid JSON: {}", path, e.what());
   }
-  if (!j.is_object() || j.value("format", std::string()) != "specula-thresholds-v1")
+  if (!j.is_object() || !j.contains("format") || j["format"] != "specula-thresholds-v1")
     fail("{}: not a threshold file (expected \"format\": \"specula-thresholds-v1\"; write one with `specula calibrate threshold`)", path);
   ThresholdTable t;
   auto need_int = [&](const char* k) -> int64_t {
@@ -72,9 +72,19 @@ ThresholdTable load_thresholds(const std::string& path) {
   t.n_ff = need_int("n_ff");
   if (!j.contains("method") || !j["method"].is_string()) fail("{}: key 'method' must be \"teal\" or \"cats\"", path);
   t.method = parse_threshold_method(j["method"].get<std::string>());
-  t.target_sparsity = j.value("target_sparsity", 0.0);
-  t.calib_tokens = j.value("calib_tokens", int64_t{0});
-  t.calib_data = j.value("calib_data", std::string());
+  // Descriptive keys (reports only): optional, but of the right type when present.
+  if (j.contains("target_sparsity") && !j["target_sparsity"].is_null()) {
+    if (!j["target_sparsity"].is_number()) fail("{}: key 'target_sparsity' must be a number, got {}", path, j["target_sparsity"].dump());
+    t.target_sparsity = j["target_sparsity"].get<double>();
+  }
+  if (j.contains("calib_tokens") && !j["calib_tokens"].is_null()) {
+    if (!j["calib_tokens"].is_number_integer()) fail("{}: key 'calib_tokens' must be an integer, got {}", path, j["calib_tokens"].dump());
+    t.calib_tokens = j["calib_tokens"].get<int64_t>();
+  }
+  if (j.contains("calib_data") && !j["calib_data"].is_null()) {
+    if (!j["calib_data"].is_string()) fail("{}: key 'calib_data' must be a string, got {}", path, j["calib_data"].dump());
+    t.calib_data = j["calib_data"].get<std::string>();
+  }
   auto arr = [&](const char* k, std::vector<float>& v) {
     if (!j.contains(k)) return;
     if (!j[k].is_array() || static_cast<int64_t>(j[k].size()) != t.n_layer)

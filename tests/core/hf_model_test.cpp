@@ -179,6 +179,19 @@ TEST(HfModel, MissingPiecesAreNamedErrors) {
   std::ofstream(dir + "/config.json") << R"({"model_type": "llama", "vocab_size": 50})";
   lo.load_tokenizer = false;
   test::expect_error([&] { Model::load(dir, lo); }, {"config.json", "hidden_size"});
+  // JSON of the wrong shape or key types: named errors, not JSON-library exceptions (found by hf_json_fuzz).
+  const std::string kDims = R"({"model_type": "llama", "vocab_size": 50, "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "intermediate_size": 96)";
+  for (const auto& [text, what] : std::vector<std::pair<std::string, std::string>>{
+           {R"("")", "JSON object"},
+           {R"([1, 2])", "JSON object"},
+           {R"({"model_type": 5})", "model_type"},
+           {kDims + R"(, "tie_word_embeddings": "yes"})", "tie_word_embeddings"},
+           {kDims + R"(, "rope_scaling": {"rope_type": 3}})", "rope_scaling.rope_type"},
+           {kDims + R"(, "rope_scaling": {"type": "linear", "factor": "2"}})", "rope_scaling.factor"}}) {
+    std::ofstream(dir + "/config.json") << text;
+    test::expect_error([&] { Model::load(dir, lo); }, {"config.json", what.c_str()});
+  }
   std::filesystem::remove_all(dir);
 }
 

@@ -200,6 +200,15 @@ TEST(LinearMapsFile, EveryTruncationAndCorruptionIsACleanError) {
   auto bad = bytes;
   bad[0] = 'X';
   test::expect_error([&] { parse_linear_maps(bad.data(), bad.size(), "f.bin"); }, {"f.bin", "magic"});
+  // A run whose first layer and count are both near INT64_MAX: a named error, no overflow computing
+  // its end (found by linmaps_fuzz under UBSan).
+  {
+    LinearMaps m = fake_maps({{0, 1}}, 2);
+    m.runs[0].first = INT64_MAX - 5;
+    m.runs[0].count = INT64_MAX - 5;
+    const auto b = serialize_linear_maps(m);
+    test::expect_error([&] { parse_linear_maps(b.data(), b.size(), "f.bin"); }, {"f.bin", "reaches outside"});
+  }
   // Flip every byte in turn (header, sizes, floats): an Error or a successful parse, never a crash.
   int errors = 0;
   for (size_t i = 0; i < bytes.size(); ++i) {

@@ -173,6 +173,17 @@ TEST(ThresholdErrors, BadInput) {
   std::ofstream(junk) << R"({"format": "specula-thresholds-v1", "model": "x", "n_layer": 3, "n_embd": 64, "n_ff": 128,
     "method": "teal", "input": [0.1, 0.2], "act": [0.1, 0.1, 0.1]})";
   test::expect_error([&] { load_thresholds(junk); }, {junk.c_str(), "input", "n_layer=3"});
+  // Keys of the wrong JSON type are named errors, not JSON-library exceptions (found by thresholds_fuzz).
+  const std::string typed = tmp("specula_thr_typed.json");
+  const std::string head = R"({"model": "x", "n_layer": 1, "n_embd": 4, "n_ff": 8, "method": "teal", "input": [0.1], "act": [0.1])";
+  for (const auto& [extra, key] : std::vector<std::pair<std::string, std::string>>{
+           {R"("format": 105)", "format"}, {R"("format": "specula-thresholds-v1", "calib_data": 3)", "calib_data"},
+           {R"("format": "specula-thresholds-v1", "calib_tokens": "many")", "calib_tokens"},
+           {R"("format": "specula-thresholds-v1", "target_sparsity": [0.5])", "target_sparsity"}}) {
+    std::ofstream(typed) << head << ", " << extra << "}";
+    test::expect_error([&] { load_thresholds(typed); }, {typed.c_str(), key.c_str()});
+  }
+  std::filesystem::remove(typed);
   // CATS cannot apply to a dReLU MLP (no separate act(gate)).
   ThresholdTable td = load_thresholds(cats);
   td.model = md->config().name;
