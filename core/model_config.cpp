@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/gguf.h"
+#include "core/json_util.h"
 
 namespace specula {
 
@@ -135,31 +136,12 @@ ModelConfig config_from_hf_json(const std::string& path) {
   }
   if (!j.is_object()) fail("{}: expected a JSON object (a Hugging Face config.json), got {}", path, j.type_name());
   auto get_i = [&](const char* k, int64_t def, bool required) -> int64_t {
-    if (!j.contains(k) || j[k].is_null()) {
-      if (required) fail("{}: missing key '{}'", path, k);
-      return def;
-    }
-    if (!j[k].is_number_integer()) fail("{}: key '{}' must be an integer", path, k);
-    return j[k].get<int64_t>();
+    if (required && (!j.contains(k) || j[k].is_null())) fail("{}: missing key '{}'", path, k);
+    return json_optional<int64_t>(j, k, def, path);
   };
-  auto get_f = [&](const char* k, float def) -> float {
-    if (!j.contains(k) || j[k].is_null()) return def;
-    if (!j[k].is_number()) fail("{}: key '{}' must be a number", path, k);
-    return j[k].get<float>();
-  };
-  // A string or bool key of object `o` (`where` names it in messages); absent or null: the default.
-  auto get_s = [&](const nlohmann::json& o, const char* k, const std::string& def, const std::string& where) {
-    if (!o.contains(k) || o[k].is_null()) return def;
-    if (!o[k].is_string()) fail("{}: key '{}' must be a string, got {}", path, where, o[k].dump());
-    return o[k].get<std::string>();
-  };
-  auto get_b = [&](const char* k, bool def) {
-    if (!j.contains(k) || j[k].is_null()) return def;
-    if (!j[k].is_boolean()) fail("{}: key '{}' must be true or false, got {}", path, k, j[k].dump());
-    return j[k].get<bool>();
-  };
+  auto get_f = [&](const char* k, float def) { return json_optional<float>(j, k, def, path); };
   ModelConfig c;
-  c.arch_name = get_s(j, "model_type", "", "model_type");
+  c.arch_name = json_optional<std::string>(j, "model_type", "", path);
   if (c.arch_name == "llama" || c.arch_name == "mistral" || c.arch_name == "qwen2") c.arch = Arch::Llama;
   else if (c.arch_name == "gemma3_text" || c.arch_name == "gemma3") c.arch = Arch::Gemma3;
   else fail("{}: unsupported model_type '{}' (supported: llama, mistral, qwen2, gemma3_text)", path, c.arch_name);
@@ -175,20 +157,18 @@ ModelConfig config_from_hf_json(const std::string& path) {
   c.rms_eps = get_f("rms_norm_eps", 1e-6f);
   c.rope_theta = get_f("rope_theta", 10000.f);
   c.rope_theta_swa = get_f("rope_local_base_freq", c.rope_theta);
-  c.tied_embeddings = get_b("tie_word_embeddings", true);
+  c.tied_embeddings = json_optional<bool>(j, "tie_word_embeddings", true, path);
   c.rope_style = RopeStyle::Neox;  // HF checkpoints keep the rotate-half layout
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     const auto& rs = j["rope_scaling"];
-    const std::string t = get_s(rs, "rope_type", get_s(rs, "type", "none", "rope_scaling.type"), "rope_scaling.rope_type");
+    const std::string t = json_optional<std::string>(
+        rs, "rope_type", json_optional<std::string>(rs, "type", "none", path, "rope_scaling.type"), path, "rope_scaling.rope_type");
     if (t == "linear") {
       c.rope_scaling = "linear";
-      float factor = 1.0f;
-      if (rs.contains("factor") && !rs["factor"].is_null()) {
-        if (!rs["factor"].is_number() || !(rs["factor"].get<double>() > 0.0) || !std::isfinite(rs["factor"].get<double>()))
-          fail("{}: key 'rope_scaling.factor' must be a positive number, got {}", path, rs["factor"].dump());
-        factor = rs["factor"].get<float>();
-      }
-      c.rope_freq_scale = 1.0f / factor;
+      const double factor = json_optional<double>(rs, "factor", 1.0, path, "rope_scaling.factor");
+      if (!(factor > 0.0) || !std::isfinite(factor))
+        fail("{}: key 'rope_scaling.factor' must be a positive number, got {}", path, rs["factor"].dump());
+      c.rope_freq_scale = 1.0f / static_cast<float>(factor);
     } else if (t != "default" && t != "none") {
       fail("{}: unsupported rope_scaling type '{}' (supported: linear)", path, t);
     }
@@ -218,8 +198,7 @@ ModelConfig config_from_hf_json(const std::string& path) {
   // MLP activation: hidden_act (Llama/Mistral/ProSparse/TurboSparse) or hidden_activation (Gemma).
   for (const char* k : {"hidden_act", "hidden_activation"}) {
     if (!j.contains(k) || j[k].is_null()) continue;
-    if (!j[k].is_string()) fail("{}: key '{}' must be a string", path, k);
-    c.act = parse_activation(j[k].get<std::string>(), fmt::format("{}: key '{}'", path, k));
+    c.act = parse_activation(json_optional<std::string>(j, k, "", path), fmt::format("{}: key '{}'", path, k));
     break;
   }
   finish_and_validate(c, path);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_util.h"
 #include "sparsity/calibration.h"
 
 namespace specula {
@@ -73,18 +74,9 @@ ThresholdTable load_thresholds(const std::string& path) {
   if (!j.contains("method") || !j["method"].is_string()) fail("{}: key 'method' must be \"teal\" or \"cats\"", path);
   t.method = parse_threshold_method(j["method"].get<std::string>());
   // Descriptive keys (reports only): optional, but of the right type when present.
-  if (j.contains("target_sparsity") && !j["target_sparsity"].is_null()) {
-    if (!j["target_sparsity"].is_number()) fail("{}: key 'target_sparsity' must be a number, got {}", path, j["target_sparsity"].dump());
-    t.target_sparsity = j["target_sparsity"].get<double>();
-  }
-  if (j.contains("calib_tokens") && !j["calib_tokens"].is_null()) {
-    if (!j["calib_tokens"].is_number_integer()) fail("{}: key 'calib_tokens' must be an integer, got {}", path, j["calib_tokens"].dump());
-    t.calib_tokens = j["calib_tokens"].get<int64_t>();
-  }
-  if (j.contains("calib_data") && !j["calib_data"].is_null()) {
-    if (!j["calib_data"].is_string()) fail("{}: key 'calib_data' must be a string, got {}", path, j["calib_data"].dump());
-    t.calib_data = j["calib_data"].get<std::string>();
-  }
+  t.target_sparsity = json_optional<double>(j, "target_sparsity", t.target_sparsity, path);
+  t.calib_tokens = json_optional<int64_t>(j, "calib_tokens", t.calib_tokens, path);
+  t.calib_data = json_optional<std::string>(j, "calib_data", t.calib_data, path);
   auto arr = [&](const char* k, std::vector<float>& v) {
     if (!j.contains(k)) return;
     if (!j[k].is_array() || static_cast<int64_t>(j[k].size()) != t.n_layer)
