@@ -3,11 +3,7 @@
 # problem (reader-level cases are covered in depth by tests/core/gguf_test.cpp and the fuzzers).
 # Usage: bad_inputs.sh path/to/specula models_dir
 set -u
-SPECULA=$1
-MODEL=$2/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$MODEL" ] || { echo "SKIP: $MODEL not installed"; exit 0; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/common.sh"
 fails=0
 expect_error() {  # name, expected substring (case-insensitive), command...
   local name=$1 want=$2; shift 2

@@ -6,13 +6,7 @@
 # learns in the same order; --ignore-eos so that the outputs hold every token the verifier judged).
 # Usage: ngram_replay.sh path/to/specula models_dir
 set -u
-SPECULA=$1
-MODEL=$2/SmolLM2-135M-Instruct.Q4_1.gguf
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-[ -f "$MODEL" ] || { echo "SKIP: $MODEL not installed"; exit 0; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 
 "$SPECULA" spec-bench -m "$MODEL" -t 1 --per-task 2 -n 48 --k 4 --ignore-eos --draft "ngram:min=2,max=4" --draft "ngram:min=1,max=3" \
   --draft "ngram:min=1,max=8,conf=0.15" --outputs "$tmp/out.jsonl" --json "$tmp/sb.json" > "$tmp/sb.log" 2>&1 \

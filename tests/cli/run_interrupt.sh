@@ -5,10 +5,7 @@
 #   * every cell's tokens equal those of an uninterrupted run with the same config and seed.
 # Usage: run_interrupt.sh path/to/specula models_dir
 set -u
-SPECULA=$1
-MODEL=$2/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$MODEL" ] || { echo "SKIP: $MODEL not installed"; exit 0; }
-tmp=$(mktemp -d)
+source "$(dirname "$0")/common.sh"
 pid=
 cleanup() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT

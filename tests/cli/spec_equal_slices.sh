@@ -5,13 +5,7 @@
 # 5 prompts x 8 tokens, two drafters, on SmolLM2 (a few seconds).
 # Usage: spec_equal_slices.sh path/to/specula models_dir
 set -u
-SPECULA=$1
-MODEL=$2/SmolLM2-135M-Instruct.Q4_1.gguf
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-[ -f "$MODEL" ] || { echo "SKIP: $MODEL not installed"; exit 0; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 head -5 "$ROOT/../shared/data/spec_bench_question.jsonl" > "$tmp/p.jsonl"
 eq() { SPECULA=$SPECULA "$ROOT/bench/spec_equal.sh" --model "$MODEL" --max-tokens 8 --draft ngram --draft early-exit:layers=15 \
          --data "$tmp/p.jsonl" "$@"; }
