@@ -138,6 +138,25 @@ void merge_into(YAML::Node dst, Origins& dst_o, const std::string& dst_path, con
 
 namespace {
 
+// Every key of every map must be a plain name: settings are addressed by dotted paths, so a key that is
+// a list, a map or null (YAML's "? [a, b]: ..." or "~: ...") has no path. Checked once, right after
+// parsing, so that the rest of the loader can read keys as strings.
+void check_keys(const YAML::Node& n, const std::string& path, const std::string& where, bool lines) {
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        const YAML::Mark mk = it->first.Mark();
+        fail("{}{}: a key must be a name, got {} as a key{}", where,
+             !lines || mk.is_null() ? std::string() : fmt::format(":{}", mk.line + 1), show(it->first),
+             path.empty() ? std::string() : fmt::format(" under '{}'", path));
+      }
+      check_keys(it->second, join_path(path, it->first.Scalar()), where, lines);
+    }
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) check_keys(n[i], index_path(path, i), where, lines);
+  }
+}
+
 Tree load_rec(const std::string& file, std::vector<std::string>& stack, std::vector<std::string>& files) {
   std::error_code ec;
   const std::string canon = fs::weakly_canonical(fs::path(file), ec).string();
@@ -163,6 +182,7 @@ Tree load_rec(const std::string& file, std::vector<std::string>& stack, std::vec
     fail("{}: cannot load YAML: {}", file, e.what());
   }
   files.push_back(file);
+  check_keys(doc, "", file, /*lines=*/true);
   if (!doc || doc.IsNull()) doc = YAML::Node(YAML::NodeType::Map);
   if (!doc.IsMap()) fail("{}: expected a map of settings at the top level, got {}", file, show(doc));
 
@@ -274,6 +294,7 @@ void apply_set(Tree& t, const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     fail("{}: the value is not valid YAML ({})", what, e.msg);
   }
+  check_keys(value, "", what, /*lines=*/false);
   const std::vector<PathPart> parts = parse_path(path, what);
   if (parts[0].key == "include") fail("{}: includes cannot be set from the command line", what);
   Origins vo(what);

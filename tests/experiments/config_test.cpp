@@ -118,6 +118,14 @@ TEST_F(ConfigErrors, BadSet) {
 
 TEST_F(ConfigErrors, InvalidYaml) { expect("draft: {k: 4\n", {"x.yaml:", "invalid YAML"}); }
 
+// Found by study_fuzz: a complex key ("? [a]: ...") used to escape as a yaml-cpp exception.
+TEST_F(ConfigErrors, KeysMustBeNames) {
+  expect("grid:\n? [draft.spec]\n: [ngram]\n", {"x.yaml:2: a key must be a name, got a list [draft.spec] as a key"});
+  expect("model:\n  ? {a: 1}\n  : 2\n", {"x.yaml:2: a key must be a name, got a map {a: 1} as a key under 'model'"});
+  expect("draft: {~: 4}\n", {"x.yaml:1: a key must be a name, got null as a key under 'draft'"});
+  expect("", {"--set draft={[1]: 2}: a key must be a name, got a list [1] as a key"}, {"draft={[1]: 2}"});
+}
+
 TEST_F(ConfigErrors, CrossFieldRules) {
   expect("verify: {acceptance: typical}\n", {"verify.acceptance: typical acceptance needs a drafter"});
   expect("data: {kind: text}\n", {"data.kind: data.path is required for kind: text"});
