@@ -116,8 +116,14 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json_path,
 
   // ---- vocabulary: model.vocab plus added_tokens
   std::vector<std::optional<std::string>> slots;
+  // Ids must be contiguous from 0, so none can reach the number of entries listed (vocab plus added
+  // tokens, an upper bound since added tokens may repeat vocab entries). Checked before the slots are
+  // sized by an id, so that an id like 888888882 in a small file is an error, not a huge allocation.
+  const size_t listed = model["vocab"].size() + (j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"].size() : 0);
   auto put = [&](int64_t id, const std::string& text) {
-    if (id < 0 || id > std::numeric_limits<int32_t>::max() / 2) fail("{}: token id {} out of range", path, id);
+    if (id < 0 || static_cast<uint64_t>(id) >= listed)
+      fail("{}: token id {} of '{}' is out of range: the file lists {} tokens, so ids must be in [0, {})", path, id, text,
+           listed, listed);
     if (static_cast<size_t>(id) >= slots.size()) slots.resize(id + 1);
     slots[id] = text;
   };

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/gguf.h"
 #include "core/tokenizer_internal.h"
+#include "tests/test_util.h"
 
 namespace specula {
 namespace {
@@ -429,6 +430,14 @@ TEST(TokenizerHfJson, MalformedFilesNameTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
   }
+  // Found by hf_json_fuzz: a huge id in a small file used to size the vocabulary (an 8 GB allocation).
+  const std::string huge = dir.write("t5.json",
+                                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"ab\": 888888882, \"b\": 2}, "
+                                     "\"merges\": [\"a b\"]}, \"added_tokens\": [{\"id\": 3, \"content\": \"<s>\"}]}");
+  test::expect_error([&] { (void)Tokenizer::from_hf_json(huge, ""); },
+                     {huge.c_str(), "token id 888888882 of 'ab' is out of range: the file lists 4 tokens, so ids must be in [0, 4)"});
+  const std::string neg = dir.write("t6.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}}}");
+  test::expect_error([&] { (void)Tokenizer::from_hf_json(neg, ""); }, {"token id -1 of 'a' is out of range"});
 }
 
 // ------------------------------------------------------------------------------------------------
