@@ -73,8 +73,18 @@ void Origins::record(const std::string& path, const YAML::Node& node, const std:
   const YAML::Mark mk = node.Mark();
   m_[path] = Origin{file, path, !lines || mk.is_null() ? -1 : static_cast<int64_t>(mk.line) + 1};
   if (node.IsMap()) {
-    for (auto it = node.begin(); it != node.end(); ++it)
-      record(join_path(path, it->first.as<std::string>()), it->second, file, lines);
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      // Settings are addressed by dotted paths, so a key that is a list, a map or null (YAML's
+      // "? [a, b]: ..." or "~: ...") has no path. Every parsed tree passes through here first, so the
+      // rest of the loader can read keys as strings.
+      if (!it->first.IsScalar()) {
+        const YAML::Mark k = it->first.Mark();
+        fail("{}{}: a key must be a name, got {} as a key{}", file,
+             !lines || k.is_null() ? std::string() : fmt::format(":{}", k.line + 1), show(it->first),
+             path.empty() ? std::string() : fmt::format(" under '{}'", path));
+      }
+      record(join_path(path, it->first.Scalar()), it->second, file, lines);
+    }
   } else if (node.IsSequence()) {
     for (size_t i = 0; i < node.size(); ++i) record(index_path(path, i), node[i], file, lines);
   }
@@ -138,25 +148,6 @@ void merge_into(YAML::Node dst, Origins& dst_o, const std::string& dst_path, con
 
 namespace {
 
-// Every key of every map must be a plain name: settings are addressed by dotted paths, so a key that is
-// a list, a map or null (YAML's "? [a, b]: ..." or "~: ...") has no path. Checked once, right after
-// parsing, so that the rest of the loader can read keys as strings.
-void check_keys(const YAML::Node& n, const std::string& path, const std::string& where, bool lines) {
-  if (n.IsMap()) {
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        const YAML::Mark mk = it->first.Mark();
-        fail("{}{}: a key must be a name, got {} as a key{}", where,
-             !lines || mk.is_null() ? std::string() : fmt::format(":{}", mk.line + 1), show(it->first),
-             path.empty() ? std::string() : fmt::format(" under '{}'", path));
-      }
-      check_keys(it->second, join_path(path, it->first.Scalar()), where, lines);
-    }
-  } else if (n.IsSequence()) {
-    for (size_t i = 0; i < n.size(); ++i) check_keys(n[i], index_path(path, i), where, lines);
-  }
-}
-
 Tree load_rec(const std::string& file, std::vector<std::string>& stack, std::vector<std::string>& files) {
   std::error_code ec;
   const std::string canon = fs::weakly_canonical(fs::path(file), ec).string();
@@ -182,7 +173,6 @@ Tree load_rec(const std::string& file, std::vector<std::string>& stack, std::vec
     fail("{}: cannot load YAML: {}", file, e.what());
   }
   files.push_back(file);
-  check_keys(doc, "", file, /*lines=*/true);
   if (!doc || doc.IsNull()) doc = YAML::Node(YAML::NodeType::Map);
   if (!doc.IsMap()) fail("{}: expected a map of settings at the top level, got {}", file, show(doc));
 
@@ -294,7 +284,6 @@ void apply_set(Tree& t, const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     fail("{}: the value is not valid YAML ({})", what, e.msg);
   }
-  check_keys(value, "", what, /*lines=*/false);
   const std::vector<PathPart> parts = parse_path(path, what);
   if (parts[0].key == "include") fail("{}: includes cannot be set from the command line", what);
   Origins vo(what);

@@ -28,7 +28,8 @@ class Origins {
  public:
   explicit Origins(std::string default_file = "") : default_file_(std::move(default_file)) {}
   // Records `node` at `path` and all its descendants as coming from `file` (labels = their own paths;
-  // line numbers from the nodes' marks when `lines`).
+  // line numbers from the nodes' marks when `lines`). A map key that is not a scalar is an Error
+  // ("file:line: a key must be a name ..."): the loader records every parsed tree before reading it.
   void record(const std::string& path, const YAML::Node& node, const std::string& file, bool lines = true);
   // Drops the entries at `path` and below.
   void erase_under(const std::string& path);

@@ -123,7 +123,7 @@ TEST_F(ConfigErrors, KeysMustBeNames) {
   expect("grid:\n? [draft.spec]\n: [ngram]\n", {"x.yaml:2: a key must be a name, got a list [draft.spec] as a key"});
   expect("model:\n  ? {a: 1}\n  : 2\n", {"x.yaml:2: a key must be a name, got a map {a: 1} as a key under 'model'"});
   expect("draft: {~: 4}\n", {"x.yaml:1: a key must be a name, got null as a key under 'draft'"});
-  expect("", {"--set draft={[1]: 2}: a key must be a name, got a list [1] as a key"}, {"draft={[1]: 2}"});
+  expect("", {"--set draft={[1]: 2}: a key must be a name, got a list [1] as a key under 'draft'"}, {"draft={[1]: 2}"});
 }
 
 TEST_F(ConfigErrors, CrossFieldRules) {
