@@ -6,7 +6,6 @@
 //    scores are derived from the merge ranks (earlier merge = higher score), so the score-ordered
 //    SentencePiece merge reproduces the BPE merge order.
 #include <fstream>
-#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -115,11 +114,14 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json_path,
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail("{}: model.vocab is missing or not an object", path);
 
   // ---- vocabulary: model.vocab plus added_tokens
+  static const json no_added = json::array();
+  const json& added_json = j.contains("added_tokens") ? j["added_tokens"] : no_added;
+  if (!added_json.is_array()) fail("{}: added_tokens is not an array", path);
   std::vector<std::optional<std::string>> slots;
   // Ids must be contiguous from 0, so none can reach the number of entries listed (vocab plus added
   // tokens, an upper bound since added tokens may repeat vocab entries). Checked before the slots are
   // sized by an id, so that an id like 888888882 in a small file is an error, not a huge allocation.
-  const size_t listed = model["vocab"].size() + (j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"].size() : 0);
+  const size_t listed = model["vocab"].size() + added_json.size();
   auto put = [&](int64_t id, const std::string& text) {
     if (id < 0 || static_cast<uint64_t>(id) >= listed)
       fail("{}: token id {} of '{}' is out of range: the file lists {} tokens, so ids must be in [0, {})", path, id, text,
@@ -132,15 +134,12 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json_path,
     put(it.value().get<int64_t>(), it.key());
   }
   std::vector<std::pair<int32_t, bool>> added;  // id, special
-  if (j.contains("added_tokens")) {
-    if (!j["added_tokens"].is_array()) fail("{}: added_tokens is not an array", path);
-    for (const json& a : j["added_tokens"]) {
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
-          !a["content"].is_string())
-        fail("{}: malformed added_tokens entry {}", path, a.dump());
-      put(a["id"].get<int64_t>(), a["content"].get<std::string>());
-      added.emplace_back(a["id"].get<int32_t>(), flag(a, "special", false));
-    }
+  for (const json& a : added_json) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
+        !a["content"].is_string())
+      fail("{}: malformed added_tokens entry {}", path, a.dump());
+    put(a["id"].get<int64_t>(), a["content"].get<std::string>());
+    added.emplace_back(a["id"].get<int32_t>(), flag(a, "special", false));
   }
   TokenizerSpec s;
   s.tokens.resize(slots.size());
