@@ -25,7 +25,7 @@ namespace {
 using Mat = test::RandomMatrix;
 inline Mat make(DType t, int64_t rows, int64_t cols, uint32_t seed) { return test::random_matrix(t, rows, cols, seed, 0.05f); }
 
-constexpr int64_t kD = 576, kFF = 1536, kRank = 128;
+constexpr int64_t kD = 576, kFF = 1536, kRank = 128, kGroup = 32;
 
 
 struct MlpWeights {
@@ -33,7 +33,7 @@ struct MlpWeights {
   std::vector<uint8_t> down_t_bytes;
   WeightView down_t;
   dejavu::Net pred;
-  dejavu::QuantNet qpred;
+  dejavu::QuantNet qpred, gpred, gpred64;
   explicit MlpWeights(DType t) : gate(make(t, kFF, kD, 1)), up(make(t, kFF, kD, 2)), down(make(t, kD, kFF, 3)) {
     // Transposed W_down as Model::transposed stores it (quantized weights: f16).
     const DType tt = t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
@@ -41,6 +41,11 @@ struct MlpWeights {
     for (Mat* m : {&gate, &up, &down}) test::pack_for_kernels(*m);
     pred.init(kD, kRank, kFF, 5);
     qpred = dejavu::QuantNet(pred);
+    dejavu::Net g;
+    g.init(kD, kRank, kFF / kGroup, 6);
+    gpred = dejavu::QuantNet(g);
+    g.init(kD, kRank / 2, kFF / kGroup, 7);
+    gpred64 = dejavu::QuantNet(g);
   }
 };
 
@@ -68,14 +73,25 @@ void BM_DejaVuMlp(benchmark::State& st) {
   ops::set_num_threads(2);
   MlpWeights& w = weights(static_cast<DType>(st.range(0)));
   const int64_t keep = std::max<int64_t>(1, kFF * (100 - st.range(1)) / 100);
-  const bool with_pred = st.range(2) != 0;
+  // 0: fixed neuron set, 1: neuron predictor, 2: fixed set of whole 32-neuron groups, 3: group
+  // predictor (d -> 128 -> n_ff / 32) + top-k over groups (`calibrate dejavu --mlp-group 32`),
+  // 4: the same with a rank-64 group predictor (`--mlp-group 32 --rank 64`).
+  const int64_t mode = st.range(2);
+  const bool with_pred = mode == 1;
+  const int64_t n_groups = kFF / kGroup, keep_groups = std::max<int64_t>(1, (keep + kGroup / 2) / kGroup);
   std::vector<float> x(kD), xn(kD), g(kFF), u(kFF), y(kD);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
   std::vector<float> Z(kFF);
   std::vector<int32_t> rows;
   // Without the predictor: a fixed, evenly spread set of the same size.
   std::vector<int32_t> fixed;
-  for (int64_t i = 0; i < keep; ++i) fixed.push_back(static_cast<int32_t>(i * kFF / keep));
+  if (mode == 0)
+    for (int64_t i = 0; i < keep; ++i) fixed.push_back(static_cast<int32_t>(i * kFF / keep));
+  if (mode == 2)
+    for (int64_t g = 0; g < keep_groups; ++g)
+      for (int64_t j = 0; j < kGroup; ++j) fixed.push_back(static_cast<int32_t>(g * n_groups / keep_groups * kGroup + j));
+  std::vector<float> Zg(static_cast<size_t>(n_groups));
+  std::vector<int32_t> groups;
   const WeightView* ws[2] = {&w.gate.view, &w.up.view};
   float* ys[2] = {g.data(), u.data()};
   for (auto _ : st) {
@@ -84,16 +100,25 @@ void BM_DejaVuMlp(benchmark::State& st) {
       w.qpred.forward(xn.data(), 1, Z.data());
       rows.clear();
       ops::top_k(Z.data(), kFF, keep, rows);  // ascending indices
+    } else if (mode == 3 || mode == 4) {
+      dejavu::normalize_inputs(x.data(), kD, 1, xn.data());
+      (mode == 3 ? w.gpred : w.gpred64).forward(xn.data(), 1, Zg.data());
+      groups.clear();
+      ops::top_k(Zg.data(), n_groups, keep_groups, groups);
+      rows.clear();
+      for (int32_t g : groups)
+        for (int64_t j = 0; j < kGroup; ++j) rows.push_back(static_cast<int32_t>(g * kGroup + j));
     } else {
       rows = fixed;
     }
     const int64_t m = static_cast<int64_t>(rows.size());
     ops::matmul_rows(ws, rows, x.data(), 1, ys);
     ops::silu_mul(g.data(), u.data(), g.data(), m);
-    ops::gather_axpy(w.down_t, rows, g.data(), 1, y.data());
+    // As the model runs W_down: whole 32-neuron blocks from the packed copy, else W_down^T rows.
+    if (!ops::matmul_cols(w.down.view, rows, g.data(), 1, y.data())) ops::gather_axpy(w.down_t, rows, g.data(), 1, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  st.counters["kept"] = static_cast<double>(keep);
+  st.counters["kept"] = static_cast<double>(rows.size());
 }
 
 // The predictor alone, f32 Eigen (one thread) and q8_0 QuantNet (worker pool), rank 128 neurons; the
@@ -152,14 +177,14 @@ void BM_DejaVuPredictor(benchmark::State& st) {
 void SparseArgs(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::F16, DType::Q4_1})
     for (int64_t pct : {0, 50, 70, 80, 90, 95})
-      for (int64_t pred : {1, 0}) b->Args({static_cast<int64_t>(t), pct, pred});
+      for (int64_t mode : {1, 0, 3, 4, 2}) b->Args({static_cast<int64_t>(t), pct, mode});
 }
 
 BENCHMARK(BM_DenseMlp)->Arg(static_cast<int64_t>(DType::F16))->Arg(static_cast<int64_t>(DType::Q4_1))->Name("dejavu/dense_mlp[576x1536]")->UseRealTime();
 BENCHMARK(BM_DejaVuMlp)->Apply(SparseArgs)->Name("dejavu/sparse_mlp[576x1536]/dtype/skip_pct/predictor")->UseRealTime();
 BENCHMARK(BM_DejaVuPredictorParts)->Arg(0)->Arg(1)->Arg(2)->Name("dejavu/predictor_parts/net_or_topk")->UseRealTime();
 BENCHMARK(BM_DejaVuPredictor)->Args({128, 1536})->Args({32, 9})->Name("dejavu/predictor_f32/rank/out");
-BENCHMARK(BM_DejaVuPredictorQ8)->Args({128, 1536})->Args({32, 32})->Name("dejavu/predictor_q8/rank/out")->UseRealTime();
+BENCHMARK(BM_DejaVuPredictorQ8)->Args({128, 1536})->Args({128, 48})->Args({32, 32})->Name("dejavu/predictor_q8/rank/out")->UseRealTime();
 
 }  // namespace
 }  // namespace specula

@@ -681,7 +681,10 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
       float* ys[2] = {S.gate.data(), S.up.data()};
       ops::matmul_rows(ws, E.mlp_neurons, S.h.data(), T, ys);
       activate(act, act_thr, S.gate.data(), S.up.data(), S.gate.data(), T * m);
-      ops::gather_axpy(transposed(l, Transposed::Down), E.mlp_neurons, S.gate.data(), T, S.o.data());
+      // Kept neurons in whole 32-neuron blocks (group sparsity): W_down's packed blocks of those
+      // columns; scattered neurons: rows of the transposed copy.
+      if (!ops::matmul_cols(L.w_down.view, E.mlp_neurons, S.gate.data(), T, S.o.data()))
+        ops::gather_axpy(transposed(l, Transposed::Down), E.mlp_neurons, S.gate.data(), T, S.o.data());
     }
     if (c.post_norms)
       for (int64_t t = 0; t < T; ++t) ops::rmsnorm(S.o.data() + t * d, L.post_ffn_norm.data(), S.o.data() + t * d, d, c.rms_eps);

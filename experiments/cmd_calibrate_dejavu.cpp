@@ -46,16 +46,17 @@ int run_calibrate_dejavu(DejaVuArgs& a) {
     }
     nlohmann::json j = {{"out", a.out},         {"model", p.model_name},      {"data", a.data},
                         {"tokens", p.tokens},   {"rank", p.rank},             {"head_rank", p.head_rank},
-                        {"lookahead", p.lookahead}, {"mlp_label_frac", p.mlp_label_frac}, {"heads_topk", p.heads_topk},
+                        {"lookahead", p.lookahead}, {"mlp_label_frac", p.mlp_label_frac}, {"heads_topk", p.heads_topk}, {"mlp_group", p.mlp_group},
                         {"collect_s", tm.collect_s}, {"train_s", tm.train_s}, {"threads", cc.threads},
                         {"layers", layers}};
     std::puts(json_text(j, 2).c_str());
   } else {
     std::printf("%s", dejavu::recall_table(p).c_str());
-    std::printf("wrote %s: Deja Vu predictors for %s (%lld layers, rank %lld, head rank %lld, lookahead %s) from %lld tokens; "
+    std::printf("wrote %s: Deja Vu predictors for %s (%lld layers, rank %lld, head rank %lld, lookahead %s, MLP units of %lld neuron%s) from %lld tokens; "
                 "collect %.1f s, train %.1f s on %d threads\n",
                 a.out.c_str(), p.model_name.c_str(), static_cast<long long>(p.n_layer), static_cast<long long>(p.rank),
-                static_cast<long long>(p.head_rank), p.lookahead ? "on" : "off", static_cast<long long>(p.tokens), tm.collect_s,
+                static_cast<long long>(p.head_rank), p.lookahead ? "on" : "off", static_cast<long long>(p.mlp_group),
+                p.mlp_group == 1 ? "" : "s", static_cast<long long>(p.tokens), tm.collect_s,
                 tm.train_s, cc.threads);
   }
   return 0;
@@ -80,6 +81,12 @@ Command add_calibrate_dejavu(CLI::App& calibrate) {
   sub->add_option("--batch", a->cc.train.batch, "Minibatch size")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   sub->add_option("--lr", a->cc.train.lr, "AdamW learning rate")->capture_default_str();
   sub->add_option("--mlp-quantile", a->mlp_quantile, "Neuron label: |act(gate)*up| above this per-token quantile")->capture_default_str();
+  sub->add_option("--mlp-group", a->cc.mlp_group,
+                  "MLP unit: groups of this many consecutive neurons, labelled and predicted together (1 = single "
+                  "neurons; 16 = whole row groups of the packed q4_1/q8_0 weights, which sparse decode reads without "
+                  "re-packing: group sparsity, coarser and lossier); must divide n_ff")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub->add_option("--heads-topk", a->cc.heads_topk, "Head label: the top-k heads by output norm (0 = half the heads)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--lookahead", a->lookahead, "on: layer l's predictor reads the residual entering layer l-1")
       ->capture_default_str()

@@ -118,6 +118,14 @@ void matmul_rows(std::span<const WeightView* const> Ws, std::span<const int32_t>
 // (the active MLP neurons, the kept heads); terms with A[t][j] == 0 are skipped (exact zeros cost
 // nothing). WT: f32, f16, bf16 or q8_0.
 void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y);
+// Column-sparse matmul: Y[t][r] = sum_j W[r][cols[j]] * A[t][j] (cols sorted, unique, in [0, W.cols);
+// A: [T][cols.size()], Y: [T][W.rows] overwritten), i.e. matmul(W, X) for the X that holds A's values
+// at `cols` and zeros elsewhere, with exactly matmul's result for that X. Reads only the 32-column
+// blocks of W's packed copy that contain a listed column (W_down under group sparsity: kept groups of
+// 32 neurons are whole blocks). Returns false and writes nothing when that does not pay: no packed
+// copy the current target's kernels can use for T tokens, or the listed columns touch more than
+// twice their count in block columns (scattered single neurons; use gather_axpy then).
+bool matmul_cols(const WeightView& W, std::span<const int32_t> cols, const float* A, int64_t T, float* Y);
 // WT = W transposed ([W.cols][W.rows]) stored as `dtype` (f32, f16, bf16 or q8_0; q8_0 needs W.rows % 32 == 0);
 // `storage` owns the bytes WT points to.
 void transpose_weight(const WeightView& W, DType dtype, std::vector<uint8_t>& storage, WeightView& WT);

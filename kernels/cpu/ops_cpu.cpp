@@ -41,6 +41,9 @@ const uint8_t* quantize_acts(DType xt, const float* X, int64_t T, int64_t cols, 
 }
 }  // namespace
 
+// Multiply-adds below which a matmul runs on the calling thread.
+constexpr int64_t kInlineWork = 96 * 1024;
+
 // Shared by matmul_multi (all rows) and matmul_rows (the rows listed in `sel`, compacted in the output).
 static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<const int32_t>* sel, const float* X,
                         int64_t T, std::span<float* const> Ys) {
@@ -58,7 +61,7 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
   constexpr int64_t kUnit = 16;
   int64_t unit_end[kMax];
   bool packed[kMax];
-  int64_t total = 0;
+  int64_t total = 0, work = 0;
   const int64_t n_sel = sel ? static_cast<int64_t>(sel->size()) : 0;
   for (size_t i = 0; i < Ws.size(); ++i) {
     if (Ws[i]->cols != cols) fail("matmul: weights have {} and {} columns", cols, Ws[i]->cols);
@@ -83,6 +86,7 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
     if (p == i) cpu::prepare_acts(Ws[i]->dtype, xqs[k], row_bytes(xt, cols), T, cols, preps[i], packed[i]);
     prep_of[i] = p;
     total += ((sel ? n_sel : Ws[i]->rows) + kUnit - 1) / kUnit;
+    work += (sel ? n_sel : Ws[i]->rows) * cols * T;
     unit_end[i] = total;
   }
   // Units of all weights, concatenated, are split over threads; each weight row is read once for all
@@ -90,7 +94,7 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
   // consecutive indices (row-major kernels) or gathered 16 at a time (packed kernels).
   // preps is thread_local: take the caller's copy here, not inside the lambda (workers have their own).
   const cpu::ActPrep* prep_base = preps;
-  cpu::pool().parallel_for(total, [&](int64_t b, int64_t e, int) {
+  auto run = [&](int64_t b, int64_t e, int) {
     int64_t start = 0;
     for (size_t i = 0; i < Ws.size(); start = unit_end[i], ++i) {
       const int64_t ulo = std::max(b, start), uhi = std::min(e, unit_end[i]);
@@ -110,8 +114,9 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
         continue;
       }
       const int32_t* idx = sel->data();
+      // Whole aligned 16-row groups among the selected rows (group sparsity) read the packed copy as is.
       if (packed[i] && cpu::vec_dot_gather_packed(W.dtype, w0, W.row_stride, idx + lo, hi - lo, xq_of[i], xs, T,
-                                                  Ys[i] + lo, n_sel, cols, pre))
+                                                  Ys[i] + lo, n_sel, cols, pre, W.packed))
         continue;
       for (int64_t j = lo; j < hi;) {
         int64_t run = 1;
@@ -121,7 +126,11 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
         j += run;
       }
     }
-  });
+  };
+  // Small products (predictor nets, a few gathered rows) run on the calling thread: waking the pool
+  // costs more than the work. Each row's result does not depend on the split.
+  if (work < kInlineWork) run(0, total, 0);
+  else cpu::pool().parallel_for(total, run);
 }
 
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
@@ -141,6 +150,55 @@ void matmul_rows(std::span<const WeightView* const> Ws, std::span<const int32_t>
       if (r < 0 || r >= w->rows) fail("matmul_rows: row {} out of range [0, {})", r, w->rows);
   if (rows.empty()) return;
   matmul_impl(Ws, &rows, X, T, Ys);
+}
+
+bool matmul_cols(const WeightView& W, std::span<const int32_t> cols, const float* A, int64_t T, float* Y) {
+  const int64_t n = W.cols, m = static_cast<int64_t>(cols.size());
+  for (int64_t j = 0; j < m; ++j) {
+    if (cols[j] < 0 || cols[j] >= n) fail("matmul_cols: column {} out of range [0, {})", cols[j], n);
+    if (j > 0 && cols[j] <= cols[j - 1]) fail("matmul_cols: columns must be sorted and unique ({} after {})", cols[j], cols[j - 1]);
+  }
+  if (W.packed == nullptr || n % 32 != 0 || T < cpu::packed_min_tokens(W.dtype) || !cpu::packed_kernel_available(W.dtype))
+    return false;
+  thread_local std::vector<int32_t> blocks;
+  blocks.clear();
+  for (int32_t c : cols)
+    if (blocks.empty() || blocks.back() != c / 32) blocks.push_back(c / 32);
+  if (static_cast<int64_t>(blocks.size()) * 32 > 2 * m) return false;
+  // The zero-filled input, quantized: only the listed blocks are quantized (blocks are independent);
+  // the others stay all-zero bytes (scale 0, values 0) and are not read.
+  const DType xt = ref::vec_dot_type(W.dtype);
+  const int64_t xs = row_bytes(xt, n), bb = row_bytes(xt, 32);
+  thread_local std::vector<uint8_t> xqb;
+  xqb.assign(static_cast<size_t>(T * xs), 0);
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t j = 0;
+    for (int32_t b : blocks) {
+      float v[32] = {};
+      for (; j < m && cols[j] / 32 == b; ++j) v[cols[j] % 32] = A[t * m + j];
+      cpu::quantize_row(xt, v, xqb.data() + t * xs + b * bb, 32);
+    }
+  }
+  const uint8_t* xq = xqb.data();
+  thread_local cpu::ActPrep prep;
+  cpu::prepare_acts(W.dtype, xq, xs, T, n, prep, /*packed_only=*/true);
+  const cpu::ActPrep* pre = &prep;  // thread_local: the workers read the caller's copy
+  const int32_t* bl = blocks.data();
+  const int64_t nbl = static_cast<int64_t>(blocks.size());
+  constexpr int64_t kUnit = 16;
+  const int64_t units = (W.rows + kUnit - 1) / kUnit;
+  auto run = [&](int64_t b, int64_t e, int) {
+    const int64_t lo = b * kUnit, hi = std::min(W.rows, e * kUnit);
+    cpu::vec_dot_rows_packed_blocks(W.dtype, static_cast<const uint8_t*>(W.packed), lo, hi - lo, bl, nbl, xq, xs, T, Y,
+                                    W.rows, n, pre);
+  };
+  if (W.rows * nbl * 32 * T < kInlineWork / 4) {
+    run(0, units, 0);
+  } else {
+    const int64_t nt = cpu::pool().size();
+    cpu::pool().parallel_for(nt, [&](int64_t b, int64_t e, int i) { run(b * units / nt, e * units / nt, i); });
+  }
+  return true;
 }
 
 void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const float* A, int64_t T, float* Y) {

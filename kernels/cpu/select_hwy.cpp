@@ -60,8 +60,9 @@ void TopK(const float* s, int64_t n, int64_t k, std::vector<int32_t>& out) {
     for (int64_t i = 0; i < n; ++i) out.push_back(static_cast<int32_t>(i));
     return;
   }
-  if (n < 4 * N) {
-    ref::top_k(s, n, k, out);
+  if (n < 4 * N) {  // short arrays (Deja Vu group scores): the reference order, without allocating
+    thread_local std::vector<int32_t> idx;
+    ref::top_k(s, n, k, out, idx);
     return;
   }
   // Range and finiteness (x - x is 0 for every finite x, NaN otherwise).

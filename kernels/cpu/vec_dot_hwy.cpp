@@ -799,13 +799,15 @@ HWY_INLINE __m512i Bcast4(const uint8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Blocks [b0, b1) of one 16-row group for tokens [t0, t0 + TT). The accumulators start at zero
-// (first) or from `state`, and end in `state` or, when last, as results in y (lanes in mask).
-// Storing them in between is exact, so the block ranges a computation is cut into do not matter.
-template <int TT, bool kQ8>
-SPECULA_VNNI512 HWY_INLINE void PackedGroup(const uint8_t* g, int64_t nb, int64_t b0, int64_t b1, const uint8_t* xq,
+// Blocks [b0, b1) of one 16-row group for tokens [t0, t0 + TT) (kList: the blocks bl[b0 .. b1), in
+// that order). The accumulators start at zero (first) or from `state`, and end in `state` or, when
+// last, as results in y (lanes in mask). Storing them in between is exact, so the block ranges a
+// computation is cut into do not matter.
+template <int TT, bool kQ8, bool kList = false>
+SPECULA_VNNI512 HWY_INLINE void PackedGroup(const uint8_t* g0, int64_t nb, int64_t b0, int64_t b1, const uint8_t* xq,
                                             int64_t x_stride, const PackedActs& a, int64_t t0, float* state,
-                                            bool first, bool last, float* y, int64_t y_stride, __mmask16 mask) {
+                                            bool first, bool last, float* y, int64_t y_stride, __mmask16 mask,
+                                            const int32_t* bl = nullptr) {
   constexpr int64_t kGB = kQ8 ? 544 : 320, kYB = kQ8 ? 34 : 36, kYQ = kQ8 ? 2 : 4;
   __m512 acc[TT], ms[TT];
   for (int t = 0; t < TT; ++t) {
@@ -813,13 +815,16 @@ SPECULA_VNNI512 HWY_INLINE void PackedGroup(const uint8_t* g, int64_t nb, int64_
     ms[t] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(state + 32 * t + 16);
   }
   const __m512i m4 = _mm512_set1_epi8(0x0F), x80 = _mm512_set1_epi8(static_cast<char>(0x80));
-  g += b0 * kGB;
-  const uint8_t* yb = xq + t0 * x_stride + b0 * kYB + kYQ;
   const int64_t at0 = t0 * nb;
-  for (int64_t b = b0; b < b1; ++b, g += kGB, yb += kYB) {
+  for (int64_t i = b0; i < b1; ++i) {
+    const int64_t b = kList ? bl[i] : i;
+    const uint8_t* g = g0 + b * kGB;
+    const uint8_t* yb = xq + t0 * x_stride + b * kYB + kYQ;
     // Weights stream from memory: fetch kPrefetch blocks ahead (past the group's end this is the
-    // next group, which the same thread usually runs next). No effect on results.
-    for (int64_t o = 0; o < kGB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetch * kGB + o), _MM_HINT_T0);
+    // next group, which the same thread usually runs next; listed blocks: the next one listed). No
+    // effect on results.
+    const uint8_t* pf = kList ? (i + 1 < b1 ? g0 + bl[i + 1] * kGB : g0 + nb * kGB) : g + kPrefetch * kGB;
+    for (int64_t o = 0; o < kGB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
     __m512 m = _mm512_setzero_ps();
     __m512i w[8];
@@ -861,12 +866,12 @@ SPECULA_VNNI512 HWY_INLINE void PackedGroup(const uint8_t* g, int64_t nb, int64_
   }
 }
 
-template <bool kQ8>
+template <bool kQ8, bool kList = false>
 SPECULA_VNNI512 HWY_INLINE void PackedRange(int64_t tt, const uint8_t* g, int64_t nb, int64_t b0, int64_t b1,
                                             const uint8_t* xq, int64_t x_stride, const PackedActs& a, int64_t t0,
                                             float* state, bool first, bool last, float* y, int64_t y_stride,
-                                            __mmask16 mask) {
-#define SPECULA_PG(TT) PackedGroup<TT, kQ8>(g, nb, b0, b1, xq, x_stride, a, t0, state, first, last, y, y_stride, mask)
+                                            __mmask16 mask, const int32_t* bl = nullptr) {
+#define SPECULA_PG(TT) PackedGroup<TT, kQ8, kList>(g, nb, b0, b1, xq, x_stride, a, t0, state, first, last, y, y_stride, mask, bl)
   switch (tt) {
     case 1: SPECULA_PG(1); break;
     case 2: SPECULA_PG(2); break;
@@ -1052,9 +1057,45 @@ SPECULA_PACKED_FN bool RowsPacked(uint32_t kind, const uint8_t* packed, int64_t 
 #endif
 }
 
+// RowsPacked over only the blocks listed in `blocks` (ascending): the others hold zero activations
+// (their terms are exact zeros), so each row's result equals RowsPacked's on the zero-filled input:
+// the listed blocks are accumulated in the same order as the dense walk, in registers.
+SPECULA_PACKED_FN bool RowsPackedBlocks(uint32_t kind, const uint8_t* packed, int64_t r0, int64_t n_rows,
+                                        const int32_t* blocks, int64_t n_blocks, const uint8_t* xq, int64_t x_stride,
+                                        int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (!PackedAvail(kind)) return false;
+  if (n_rows <= 0 || n_tok <= 0) return true;
+  const bool q8 = packed_as_q8(static_cast<Kind>(kind));
+  const int64_t nb = n / 32, gb = nb * packed_block_bytes(static_cast<Kind>(kind));
+  const PackedActs a = packed_acts(kind, xq, x_stride, n_tok, nb, pre);
+  const int64_t r1 = r0 + n_rows;
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const int64_t lo = std::max(r0, g * kPackRows) - g * kPackRows, hi = std::min(r1, (g + 1) * kPackRows) - g * kPackRows;
+    const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+    const uint8_t* gp = packed + g * gb;
+    float* yg = y + g * kPackRows;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += kPackTT) {
+      const int64_t tt = std::min<int64_t>(kPackTT, n_tok - t0);
+      if (n_blocks == 0) {
+        for (int64_t t = t0; t < t0 + tt; ++t) _mm512_mask_storeu_ps(yg + t * y_stride, mask, _mm512_setzero_ps());
+        continue;
+      }
+      if (q8) PackedRange<true, true>(tt, gp, nb, 0, n_blocks, xq, x_stride, a, t0, nullptr, true, true, yg, y_stride, mask, blocks);
+      else PackedRange<false, true>(tt, gp, nb, 0, n_blocks, xq, x_stride, a, t0, nullptr, true, true, yg, y_stride, mask, blocks);
+    }
+  }
+  return true;
+#else
+  (void)kind, (void)packed, (void)r0, (void)n_rows, (void)blocks, (void)n_blocks, (void)xq, (void)x_stride, (void)n_tok,
+      (void)y, (void)y_stride, (void)n, (void)pre;
+  return false;
+#endif
+}
+
 SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,
                   const uint8_t* xq, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
-                  const ActPrep* pre) {
+                  const ActPrep* pre, const uint8_t* packed) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (!PackedAvail(kind)) return false;
   if (n_idx <= 0 || n_tok <= 0) return true;
@@ -1065,6 +1106,14 @@ SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_
   if (buf.size() < static_cast<size_t>(gb)) buf.resize(static_cast<size_t>(gb));
   for (int64_t j0 = 0; j0 < n_idx; j0 += kPackRows) {
     const int cnt = static_cast<int>(std::min<int64_t>(kPackRows, n_idx - j0));
+    // 16 indices naming one whole aligned group of the packed copy, in order: read it there (the
+    // same bytes GatherGroup would write).
+    bool whole = packed != nullptr && cnt == kPackRows && idx[j0] % kPackRows == 0;
+    for (int j = 1; whole && j < kPackRows; ++j) whole = idx[j0 + j] == idx[j0] + j;
+    if (whole) {
+      PackedAny(q8, packed + idx[j0] / kPackRows * gb, nb, xq, x_stride, n_tok, a, y + j0, y_stride, static_cast<__mmask16>(0xFFFF));
+      continue;
+    }
     if (!GatherGroup(static_cast<Kind>(kind), w0, w_stride, idx + j0, cnt, nb, buf.data())) {
       const uint8_t* rows[kPackRows];
       for (int j = 0; j < cnt; ++j) rows[j] = w0 + static_cast<int64_t>(idx[j0 + j]) * w_stride;
@@ -1076,7 +1125,7 @@ SPECULA_PACKED_FN bool GatherPacked(uint32_t kind, const uint8_t* w0, int64_t w_
   return true;
 #else
   (void)kind, (void)w0, (void)w_stride, (void)idx, (void)n_idx, (void)xq, (void)x_stride, (void)n_tok, (void)y,
-      (void)y_stride, (void)n, (void)pre;
+      (void)y_stride, (void)n, (void)pre, (void)packed;
   return false;
 #endif
 }
@@ -1142,6 +1191,7 @@ HWY_EXPORT(TargetNameNow);
 HWY_EXPORT(PackedAvail);
 HWY_EXPORT(RowsPacked);
 HWY_EXPORT(GatherPacked);
+HWY_EXPORT(RowsPackedBlocks);
 
 namespace {
 // Validates like ref::vec_dot (which throws the same errors); true when the SIMD path applies.
@@ -1225,13 +1275,23 @@ bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_r
                                           y_stride, n, pre);
 }
 
+bool vec_dot_rows_packed_blocks(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const int32_t* blocks,
+                                int64_t n_blocks, const void* xq, int64_t x_stride, int64_t n_tok, float* y,
+                                int64_t y_stride, int64_t n, const ActPrep* pre) {
+  const detail::Kind k = detail::kind_of(w);
+  if (detail::packed_block_bytes(k) == 0 || n % 32 != 0) return false;
+  return HWY_DYNAMIC_DISPATCH(RowsPackedBlocks)(k, packed, r0, n_rows, blocks, n_blocks, static_cast<const uint8_t*>(xq),
+                                                x_stride, n_tok, y, y_stride, n, pre);
+}
+
 bool vec_dot_gather_packed(DType w, const void* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,
                            const void* xq, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
-                           const ActPrep* pre) {
+                           const ActPrep* pre, const void* packed) {
   const detail::Kind k = detail::kind_of(w);
   if (detail::packed_block_bytes(k) == 0 || n % 32 != 0) return false;
   return HWY_DYNAMIC_DISPATCH(GatherPacked)(k, static_cast<const uint8_t*>(w0), w_stride, idx, n_idx,
-                                            static_cast<const uint8_t*>(xq), x_stride, n_tok, y, y_stride, n, pre);
+                                            static_cast<const uint8_t*>(xq), x_stride, n_tok, y, y_stride, n, pre,
+                                            static_cast<const uint8_t*>(packed));
 }
 
 bool has_fast_vec_dot(DType w) { return detail::kind_of(w) != detail::kNone; }

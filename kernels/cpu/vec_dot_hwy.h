@@ -74,11 +74,19 @@ int64_t packed_min_tokens(DType w);
 bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
                          const ActPrep* pre = nullptr);
+// vec_dot_rows_packed reading only the 32-element blocks listed in `blocks` (ascending, in [0, n / 32)):
+// for an activation that is zero in every other block, each row's result equals vec_dot_rows_packed's.
+bool vec_dot_rows_packed_blocks(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const int32_t* blocks,
+                                int64_t n_blocks, const void* xq, int64_t x_stride, int64_t n_tok, float* y,
+                                int64_t y_stride, int64_t n, const ActPrep* pre = nullptr);
 // Same arithmetic on rows of the unpacked matrix (row idx[j] at w0 + idx[j] * w_stride), gathered on
 // the fly: y[t * y_stride + j] for j in [0, n_idx). Bit-identical to vec_dot_rows_packed per row.
+// `packed` (optional): the matrix's packed copy; every 16 indices idx[16i .. 16i+15] that are one
+// whole aligned 16-row group in order (group sparsity) are read from it instead of being gathered
+// and re-packed.
 bool vec_dot_gather_packed(DType w, const void* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,
                            const void* xq, int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride,
-                           int64_t n, const ActPrep* pre = nullptr);
+                           int64_t n, const ActPrep* pre = nullptr, const void* packed = nullptr);
 
 // Whether `w` has a SIMD kernel (others use ref::vec_dot).
 bool has_fast_vec_dot(DType w);

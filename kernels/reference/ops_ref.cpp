@@ -114,8 +114,13 @@ void rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim, const int32_t*
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) {
+  std::vector<int32_t> idx;
+  top_k(scores, n, k, out, idx);
+}
+
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out, std::vector<int32_t>& idx) {
   k = std::clamp<int64_t>(k, 0, n);
-  std::vector<int32_t> idx(static_cast<size_t>(n));
+  idx.resize(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
   // A strict weak order also with NaN: NaN ranks above every number; equal scores (also two NaNs,
   // -0 and +0) by index.

@@ -21,6 +21,8 @@ void attention(const AttentionArgs& a);
 
 // ops::top_k by nth_element on the (score desc, index asc) order, then sorted.
 void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out);
+// The same with the caller's scratch index buffer (no allocation once it is large enough).
+void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out, std::vector<int32_t>& idx);
 float gelu_tanh(float x);
 float silu(float x);
 

@@ -40,8 +40,8 @@ float need_fraction(std::vector<float>& v, double mass) {
 // Records layer inputs (f16) and labels for the positions of one forward pass at a time.
 class CollectHook : public LayerHook {
  public:
-  CollectHook(const ModelConfig& c, int64_t capacity, int64_t mlp_k, int64_t head_k)
-      : c_(c), cap_(capacity), mlp_k_(mlp_k), head_k_(head_k) {
+  CollectHook(const ModelConfig& c, int64_t capacity, int64_t mlp_k, int64_t head_k, int64_t group)
+      : c_(c), cap_(capacity), mlp_k_(mlp_k), head_k_(head_k), group_(group) {
     const size_t L = static_cast<size_t>(c.n_layer);
     x_.resize(L);
     mlp_.resize(L);
@@ -50,7 +50,7 @@ class CollectHook : public LayerHook {
     head_need_sum_.assign(L, 0);
     for (size_t l = 0; l < L; ++l) {
       x_[l].resize(static_cast<size_t>(capacity * c.n_embd));
-      mlp_[l].resize(capacity, c.n_ff);
+      mlp_[l].resize(capacity, c.n_ff / group);
       heads_[l].resize(capacity, c.n_head);
     }
   }
@@ -72,10 +72,12 @@ class CollectHook : public LayerHook {
         normalize_inputs(row, width, 1, nx_.data());  // unit RMS: safe in f16 whatever the stream's scale
         for (int64_t i = 0; i < width; ++i) dst[i] = ref::fp32_to_fp16(nx_[static_cast<size_t>(i)]);
       } else if (point == kTapMlpAct) {
-        mag_.resize(static_cast<size_t>(width));
-        for (int64_t i = 0; i < width; ++i) mag_[static_cast<size_t>(i)] = std::fabs(row[i]);
+        // Unit magnitudes: |act| per neuron, or its sum over each group of group_ neurons.
+        const int64_t units = width / group_;
+        mag_.assign(static_cast<size_t>(units), 0.f);
+        for (int64_t i = 0; i < width; ++i) mag_[static_cast<size_t>(i / group_)] += std::fabs(row[i]);
         sel_.clear();
-        ops::top_k(mag_.data(), width, mlp_k_, sel_);
+        ops::top_k(mag_.data(), units, mlp_k_, sel_);
         for (int32_t u : sel_) mlp_[li].set(s, u);
         if (s % 4 == 0) {  // budgets' basis on every 4th sample (a sort per token)
           mlp_need_sum_[li] += need_fraction(mag_, 0.9);
@@ -110,7 +112,7 @@ class CollectHook : public LayerHook {
 
  private:
   const ModelConfig& c_;
-  int64_t cap_, mlp_k_, head_k_;
+  int64_t cap_, mlp_k_, head_k_, group_;
   int64_t first_ = 0, count_ = 0, base_ = 0;
   std::vector<std::vector<uint16_t>> x_;
   std::vector<LabelBits> mlp_, heads_;
@@ -130,14 +132,17 @@ PredictorSet calibrate(Model& model, const std::vector<Token>& tokens, const Cal
     fail("dejavu calibrate: --mlp-quantile gives a label fraction {} outside (0, 1)", cc.mlp_label_frac);
   const int64_t head_k = cc.heads_topk > 0 ? cc.heads_topk : (c.n_head + 1) / 2;
   if (head_k < 1 || head_k > c.n_head) fail("dejavu calibrate: --heads-topk {} outside 1..{}", head_k, c.n_head);
-  const int64_t mlp_k = std::max<int64_t>(1, std::llround(static_cast<double>(cc.mlp_label_frac) * static_cast<double>(c.n_ff)));
+  if (cc.mlp_group < 1 || c.n_ff % cc.mlp_group != 0)
+    fail("dejavu calibrate: invalid --mlp-group {}: expected a divisor of the model's n_ff ({}), e.g. 1 or 16", cc.mlp_group, c.n_ff);
+  const int64_t units = c.n_ff / cc.mlp_group;
+  const int64_t mlp_k = std::max<int64_t>(1, std::llround(static_cast<double>(cc.mlp_label_frac) * static_cast<double>(units)));
   // At least 64 samples (or all that were asked for): training holds out 10% of them for early stopping.
   CalibrationWindows windows(model, tokens, {cc.tokens, cc.window, cc.add_bos, 1}, "dejavu calibrate",
                              std::min<int64_t>(cc.tokens, 64));
   const int64_t N = windows.rows();
 
   const auto t0 = Clock::now();
-  CollectHook hook(c, N, mlp_k, head_k);
+  CollectHook hook(c, N, mlp_k, head_k, cc.mlp_group);
   windows.run(
       model, hook, [&](const CalibPass& p) { hook.set_pass(p.first, p.count, p.row); },
       [&](int64_t done, int64_t total) {
@@ -160,6 +165,7 @@ PredictorSet calibrate(Model& model, const std::vector<Token>& tokens, const Cal
   p.mlp_label_frac = cc.mlp_label_frac;
   p.heads_topk = head_k;
   p.tokens = N;
+  p.mlp_group = cc.mlp_group;
   p.layers.resize(static_cast<size_t>(c.n_layer));
 
   // Train layers concurrently: worker i takes the next layer; progress shows the latest epoch.
@@ -199,7 +205,7 @@ PredictorSet calibrate(Model& model, const std::vector<Token>& tokens, const Cal
         const int64_t n_hold = std::clamp<int64_t>(static_cast<int64_t>(static_cast<double>(N) * tm.holdout), 1, N / 2);
         L.mlp_recall.resize(kNumRecallKeep);
         for (int i = 0; i < kNumRecallKeep; ++i) {
-          const int64_t k = std::max<int64_t>(1, std::llround(kRecallKeep[i] * static_cast<double>(c.n_ff)));
+          const int64_t k = std::max<int64_t>(1, std::llround(kRecallKeep[i] * static_cast<double>(units)));
           L.mlp_recall[static_cast<size_t>(i)] = static_cast<float>(recall_at_k(L.mlp, X, ym, N - n_hold, N, k));
         }
         L.mlp_need = hook.mlp_need(l);

@@ -19,7 +19,8 @@ struct CalibConfig {
   int64_t tokens = 8192;          // recorded samples (token positions)
   int64_t window = 256;           // tokens per forward pass (a fresh KV cache each)
   bool add_bos = true;            // prepend BOS to each window (its position is not recorded)
-  float mlp_label_frac = 0.2f;    // label: top fraction of neurons by |act(gate)*up| per token
+  float mlp_label_frac = 0.2f;    // label: top fraction of MLP units by |act(gate)*up| per token
+  int64_t mlp_group = 1;          // MLP unit: groups of this many consecutive neurons (mass = sum of |act|)
   int64_t heads_topk = 0;         // label: top-k heads by output norm per token; 0 = ceil(n_head / 2)
   bool lookahead = true;          // train layer l >= 1 on the residual entering layer l-1
   int64_t head_rank = 32;         // hidden width of the head predictor

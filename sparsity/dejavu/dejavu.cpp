@@ -53,7 +53,7 @@ class DejaVuStrategy::Hook : public LayerHook {
       qm_.resize(L);
       qh_.resize(L);
       for (size_t l = 0; l < L; ++l) {
-        if (mk_[l] < p.n_ff) qm_[l] = QuantNet(p.layers[l].mlp);
+        if (mk_[l] < p.mlp_units()) qm_[l] = QuantNet(p.layers[l].mlp);
         if (hk_[l] < p.n_head) qh_[l] = QuantNet(p.layers[l].heads);
       }
     }
@@ -75,7 +75,8 @@ class DejaVuStrategy::Hook : public LayerHook {
   void plan_layer(int64_t l, const float* x, int64_t T, LayerExec& e) override {
     const size_t li = static_cast<size_t>(l);
     if (l == 0) ++forwards_;
-    const bool need_m = mk_[li] < p_.n_ff, need_h = hk_[li] < p_.n_head;
+    const int64_t units = p_.mlp_units();
+    const bool need_m = mk_[li] < units, need_h = hk_[li] < p_.n_head;
     const auto t0 = Clock::now();
     xn_.resize(static_cast<size_t>(p_.n_embd * T));
     normalize_inputs(x, p_.n_embd, T, xn_.data());
@@ -89,7 +90,7 @@ class DejaVuStrategy::Hook : public LayerHook {
     // everything). Short passes (decode, verification) run the sparse kernels on the union.
     // Evaluation mode (measure=1) also works per token: recall of each token's labels by its own set.
     if (o_.measure || T > o_.max_tokens) {
-      mask_m_ = need_m ? token_masks(zm_[li], T, mk_[li], p_.n_ff, mask_m_buf_) : nullptr;
+      mask_m_ = need_m ? expand_masks(token_masks(zm_[li], T, mk_[li], units, mask_u_buf_), T) : nullptr;
       mask_h_ = need_h ? token_masks(zh_[li], T, hk_[li], p_.n_head, mask_h_buf_) : nullptr;
       pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
       ++calls_[li];
@@ -98,7 +99,17 @@ class DejaVuStrategy::Hook : public LayerHook {
       return;  // measure mode: the layer runs dense; tap() measures recall against the masks
     }
     mask_m_ = mask_h_ = nullptr;
-    if (need_m) select(zm_[li], T, mk_[li], sel_m_[li]);
+    if (need_m) {
+      if (p_.mlp_group == 1) {
+        select(zm_[li], T, mk_[li], sel_m_[li]);
+      } else {  // kept groups, then their neurons (ascending)
+        select(zm_[li], T, mk_[li], sel_u_);
+        auto& out = sel_m_[li];
+        out.clear();
+        for (int32_t u : sel_u_)
+          for (int64_t j = 0; j < p_.mlp_group; ++j) out.push_back(static_cast<int32_t>(u * p_.mlp_group + j));
+      }
+    }
     if (need_h) select(zh_[li], T, hk_[li], sel_h_[li]);
     pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
     ++calls_[li];
@@ -219,7 +230,7 @@ class DejaVuStrategy::Hook : public LayerHook {
         net.forward(X, H_, z);
       }
     };
-    run(mk_[li], p_.n_ff, P.mlp, qm_[li], zm_[li]);
+    run(mk_[li], p_.mlp_units(), P.mlp, qm_[li], zm_[li]);
     run(hk_[li], p_.n_head, P.heads, qh_[li], zh_[li]);
   }
   // Per-token keep masks [T][n] (1 = kept): each column's top-k (plus, for select=threshold, every unit
@@ -236,6 +247,18 @@ class DejaVuStrategy::Hook : public LayerHook {
           if (z[i] >= logit_thr_) m[static_cast<size_t>(t * n + i)] = 1;
     }
     return m.data();
+  }
+  // Neuron masks [T][n_ff] from unit masks [T][units] (the same buffer when units are neurons).
+  const uint8_t* expand_masks(const uint8_t* um, int64_t T) {
+    const int64_t g = p_.mlp_group, units = p_.mlp_units();
+    if (g == 1) {
+      mask_m_buf_.assign(um, um + T * units);
+      return mask_m_buf_.data();
+    }
+    mask_m_buf_.resize(static_cast<size_t>(T * p_.n_ff));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < p_.n_ff; ++i) mask_m_buf_[static_cast<size_t>(t * p_.n_ff + i)] = um[t * units + i / g];
+    return mask_m_buf_.data();
   }
   static int64_t mean_kept(const std::vector<uint8_t>& m, int64_t T, int64_t n) {
     int64_t c = 0;
@@ -282,7 +305,8 @@ class DejaVuStrategy::Hook : public LayerHook {
   // mode; null otherwise (dense, or the sparse kernels on the union).
   const uint8_t* mask_m_ = nullptr;
   const uint8_t* mask_h_ = nullptr;
-  std::vector<uint8_t> mask_m_buf_, mask_h_buf_;
+  std::vector<uint8_t> mask_m_buf_, mask_h_buf_, mask_u_buf_;
+  std::vector<int32_t> sel_u_;
   std::vector<int64_t> kept_m_, kept_h_, calls_;
   double pred_s_ = 0;
   int64_t forwards_ = 0;
@@ -332,15 +356,17 @@ void DejaVuStrategy::init(const ModelConfig& cfg) {
     nm.push_back(L.mlp_need);
     nh.push_back(L.head_need);
   }
-  mlp_keep_ = layer_budgets(opt_.mlp, p_.n_ff, nm, opt_.budget);
+  mlp_keep_ = layer_budgets(opt_.mlp, p_.mlp_units(), nm, opt_.budget);  // in units (groups of mlp_group neurons)
   head_keep_ = layer_budgets(opt_.heads, p_.n_head, nh, opt_.budget);
   hook_ = std::make_unique<Hook>(p_, opt_, lookahead_, mlp_keep_, head_keep_);
   plan_.hook = hook_.get();
 }
 
 std::string DejaVuStrategy::describe() const {
-  return fmt::format("dejavu: {} (rank {}, {} predictors, lookahead {}), skip {:.0f}% of MLP neurons and {:.0f}% of heads ({} budgets, {}){}",
-                     opt_.path.empty() ? "(in memory)" : opt_.path, p_.rank, opt_.q8 ? "q8_0" : "f32", lookahead_ ? "on" : "off", 100 * opt_.mlp,
+  return fmt::format("dejavu: {} (rank {}, {} predictors, lookahead {}{}), skip {:.0f}% of MLP neurons and {:.0f}% of heads ({} budgets, {}){}",
+                     opt_.path.empty() ? "(in memory)" : opt_.path, p_.rank, opt_.q8 ? "q8_0" : "f32", lookahead_ ? "on" : "off",
+                     p_.mlp_group > 1 ? fmt::format(", GROUP sparsity: MLP neurons in groups of {}", p_.mlp_group) : std::string(),
+                     100 * opt_.mlp,
                      100 * opt_.heads, opt_.budget == Budget::Adaptive ? "adaptive" : "uniform",
                      opt_.select == Select::TopK ? "top-k" : fmt::format("threshold {}", opt_.thr),
                      opt_.measure ? ", MEASURE mode (layers run dense)" : "");
@@ -382,7 +408,7 @@ std::map<std::string, std::vector<double>> DejaVuStrategy::layer_metrics() const
   auto m = hook_->layer_metrics();
   auto& bm = m["mlp_budget"];
   auto& bh = m["head_budget"];
-  for (int64_t k : mlp_keep_) bm.push_back(static_cast<double>(k));
+  for (int64_t k : mlp_keep_) bm.push_back(static_cast<double>(k * p_.mlp_group));  // neurons
   for (int64_t k : head_keep_) bh.push_back(static_cast<double>(k));
   for (int i = 0; i < kNumRecallKeep; ++i) {
     auto& v = m[fmt::format("heldout_mlp_recall_keep{}", static_cast<int>(std::lround(100 * kRecallKeep[i])))];

@@ -68,6 +68,7 @@ class DejaVuStrategy : public Strategy {
   void reset_metrics() override;
   std::map<std::string, std::vector<double>> layer_metrics() const override;
 
+  // Kept MLP units per layer (groups of the file's mlp_group neurons; single neurons by default).
   const std::vector<int64_t>& mlp_budget() const { return mlp_keep_; }
   const std::vector<int64_t>& head_budget() const { return head_keep_; }
 

@@ -138,7 +138,14 @@ struct PredictorSet {
   float mlp_label_frac = 0.2f;  // calibration label: the top fraction of |act(gate)*up| per token
   int64_t heads_topk = 0;       // calibration label: the top-k heads by output norm per token
   int64_t tokens = 0;           // calibration samples
+  // MLP units: groups of this many consecutive neurons (1: single neurons, the paper's setting). With
+  // groups of 16 the kept rows of W_gate/W_up are whole row groups of the packed q4_1/q8_0 layout,
+  // read without re-packing (group sparsity: a coarser, lossier selection; labels and recall are per
+  // group: the groups with the largest sum of |act(gate)*up| over their neurons).
+  int64_t mlp_group = 1;
   std::vector<LayerPredictors> layers;
+
+  int64_t mlp_units() const { return n_ff / mlp_group; }
 
   void save(const std::string& path) const;
   // Error naming the file and what is wrong (magic, version, truncation, checksum, shapes).

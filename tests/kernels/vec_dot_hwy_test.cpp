@@ -16,6 +16,7 @@
 #include "kernels/ops.h"
 #include "kernels/reference/ops_ref.h"
 #include "kernels/reference/quant.h"
+#include "tests/test_util.h"
 
 namespace specula {
 namespace {
@@ -406,6 +407,96 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
   }
   ops::set_num_threads(0);
   if (packed_runs == 0) GTEST_SKIP() << "no packed kernels on this CPU (needs AVX-512 VNNI); row-major path checked";
+}
+
+// Group sparsity on packed weights: (1) gathered rows that form whole aligned 16-row groups (read from
+// the packed copy, not re-packed), mixed with partial groups, equal the full matmul's rows bit for bit;
+// (2) matmul_cols over whole 32-column blocks equals matmul of the zero-filled input bit for bit, on
+// every target and thread count, and declines (false, nothing written) for scattered columns or
+// without packed kernels.
+TEST(PackedMatmul, GroupSparseRowsAndColumnBlocksOnEveryTarget) {
+  TargetGuard guard;
+  std::mt19937 g(321);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  int fast_runs = 0;
+  for (int64_t target : all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    for (DType t : {DType::Q4_1, DType::Q8_0}) {
+      const int64_t rows = 72, cols = 320, rb = row_bytes(t, cols);
+      Bytes bytes;
+      for (int64_t r = 0; r < rows; ++r) {
+        const Bytes row = make_row(t, cols, Mode::Quantized, g);
+        bytes.insert(bytes.end(), row.begin(), row.end());
+      }
+      Bytes packed(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
+      cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
+      WeightView W{t, rows, cols, bytes.data(), rb};
+      W.packed = packed.data();
+      const bool fast = cpu::packed_kernel_available(t);
+      fast_runs += fast;
+      for (int threads : {1, 2}) {
+        ops::set_num_threads(threads);
+        for (int64_t T : {1, 3, 9}) {
+          std::vector<float> X(static_cast<size_t>(T * cols)), full(static_cast<size_t>(T * rows));
+          for (auto& v : X) v = nd(g);
+          ops::matmul(W, X.data(), T, full.data());
+          // (1) groups 3 and 1 whole, then part of group 0, then group 2 whole (last rows 64..71 are a
+          // partial group of the matrix): the aligned runs of 16 take the packed copy.
+          std::vector<int32_t> idx;
+          for (int32_t r = 48; r < 64; ++r) idx.push_back(r);
+          for (int32_t r = 16; r < 32; ++r) idx.push_back(r);
+          for (int32_t r = 3; r < 9; ++r) idx.push_back(r);
+          for (int32_t r = 32; r < 48; ++r) idx.push_back(r);
+          std::vector<float> sel(static_cast<size_t>(T) * idx.size());
+          const WeightView* ws[1] = {&W};
+          float* ys[1] = {sel.data()};
+          ops::matmul_rows(ws, idx, X.data(), T, ys);
+          for (int64_t tk = 0; tk < T; ++tk)
+            for (size_t j = 0; j < idx.size(); ++j)
+              ASSERT_EQ(sel[static_cast<size_t>(tk) * idx.size() + j], full[static_cast<size_t>(tk * rows + idx[j])])
+                  << dtype_traits(t).name << " T=" << T << " j=" << j;
+          // (2) columns of blocks 1, 2 (whole) and 7 (half): 80 columns touch 3 blocks.
+          std::vector<int32_t> cs;
+          for (int32_t c = 32; c < 96; ++c) cs.push_back(c);
+          for (int32_t c = 7 * 32; c < 7 * 32 + 16; ++c) cs.push_back(c);
+          const int64_t m = static_cast<int64_t>(cs.size());
+          std::vector<float> A(static_cast<size_t>(T * m)), Xz(static_cast<size_t>(T * cols), 0.f);
+          for (int64_t tk = 0; tk < T; ++tk)
+            for (int64_t j = 0; j < m; ++j) {
+              const float v = nd(g);
+              A[static_cast<size_t>(tk * m + j)] = v;
+              Xz[static_cast<size_t>(tk * cols + cs[static_cast<size_t>(j)])] = v;
+            }
+          std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size(), 7.f), ref_y(want.size());
+          ops::matmul(W, Xz.data(), T, want.data());
+          ref::matmul(W, Xz.data(), T, ref_y.data());
+          const bool done = ops::matmul_cols(W, cs, A.data(), T, got.data());
+          ASSERT_EQ(done, fast) << "matmul_cols runs exactly where packed kernels exist";
+          if (done) {
+            for (size_t i = 0; i < got.size(); ++i) {
+              ASSERT_EQ(got[i], want[i]) << dtype_traits(t).name << " T=" << T << " i=" << i;
+              ASSERT_NEAR(got[i], ref_y[i], 1e-3f * (1.f + std::fabs(ref_y[i])));
+            }
+          } else {
+            ASSERT_EQ(got, std::vector<float>(want.size(), 7.f)) << "declined but wrote";
+          }
+          // Scattered single columns (each in its own block): declined, nothing written.
+          const std::vector<int32_t> scattered = {1, 40, 70, 100, 130, 170, 200, 250, 290};
+          std::vector<float> untouched(static_cast<size_t>(T * rows), 7.f);
+          EXPECT_FALSE(ops::matmul_cols(W, scattered, A.data(), T, untouched.data()));
+          EXPECT_EQ(untouched, std::vector<float>(untouched.size(), 7.f));
+        }
+      }
+    }
+  }
+  ops::set_num_threads(0);
+  const std::vector<int32_t> unsorted = {40, 32};
+  std::vector<float> a(2), y(72);
+  Bytes bytes(static_cast<size_t>(72 * row_bytes(DType::Q8_0, 320)), 0);
+  const WeightView W{DType::Q8_0, 72, 320, bytes.data(), row_bytes(DType::Q8_0, 320)};
+  test::expect_error([&] { ops::matmul_cols(W, unsorted, a.data(), 1, y.data()); }, {"sorted and unique"});
+  if (fast_runs == 0) GTEST_SKIP() << "no packed kernels on this CPU (needs AVX-512 VNNI); the declining path was checked";
 }
 
 }  // namespace

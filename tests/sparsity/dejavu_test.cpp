@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <numeric>
 #include <random>
 
@@ -18,6 +19,7 @@
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "draft/registry.h"
+#include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/ops.h"
 #include "experiments/cli.h"
 #include "experiments/spec_bench_data.h"
@@ -99,8 +101,9 @@ TEST(DejaVuTrain, TopKAndBudgets) {
 }
 
 // A small random predictor set shaped for `c` (weights need not be trained for plumbing tests).
-PredictorSet random_set(const ModelConfig& c, int64_t rank, bool lookahead) {
+PredictorSet random_set(const ModelConfig& c, int64_t rank, bool lookahead, int64_t mlp_group = 1) {
   PredictorSet p;
+  p.mlp_group = mlp_group;
   p.model_name = c.name;
   p.n_layer = c.n_layer;
   p.n_embd = c.n_embd;
@@ -114,7 +117,7 @@ PredictorSet random_set(const ModelConfig& c, int64_t rank, bool lookahead) {
   p.layers.resize(static_cast<size_t>(c.n_layer));
   uint64_t seed = 11;
   for (auto& L : p.layers) {
-    L.mlp.init(c.n_embd, rank, c.n_ff, seed++);
+    L.mlp.init(c.n_embd, rank, c.n_ff / mlp_group, seed++);
     L.heads.init(c.n_embd, 4, c.n_head, seed++);
     L.mlp_recall.assign(kNumRecallKeep, 0.5f);
     L.mlp_need = 0.3f + 0.01f * static_cast<float>(seed % 7);
@@ -178,6 +181,49 @@ TEST(DejaVuFile, RoundTripTruncationCorruption) {
   test::expect_error([&] { PredictorSet::load(tmp_path("missing.bin")); }, {"missing.bin", "cannot open"});
   std::filesystem::remove(f);
   std::filesystem::remove(g);
+}
+
+uint64_t fnv1a(const uint8_t* p, size_t n) {  // the file's checksum
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+// Group sparsity in the file: mlp_group round-trips, sizes the MLP nets (n_ff / group outputs), must
+// divide n_ff; version-2 files (before the field) still load, as single-neuron predictors.
+TEST(DejaVuFile, MlpGroupAndVersion2) {
+  const ModelConfig c = tiny_config();
+  const std::string f = tmp_path("group.bin");
+  random_set(c, 5, true, 4).save(f);
+  const PredictorSet q = PredictorSet::load(f);
+  EXPECT_EQ(q.mlp_group, 4);
+  EXPECT_EQ(q.mlp_units(), 4);
+  EXPECT_EQ(q.layers[0].mlp.out(), 4);
+  // mlp_group sits right after `tokens`, 8 bytes before the first layer's statistics.
+  std::vector<uint8_t> b = read_all(f);
+  const size_t at = 4 + 4 + 4 + c.name.size() + 6 * 8 + 1 + 4 + 8 + 8;
+  int64_t g = 0;
+  std::memcpy(&g, b.data() + at, 8);
+  ASSERT_EQ(g, 4);
+  g = 3;  // does not divide n_ff = 16
+  std::memcpy(b.data() + at, &g, 8);
+  const uint64_t h = fnv1a(b.data(), b.size() - 8);
+  std::memcpy(b.data() + b.size() - 8, &h, 8);
+  write_all(f, b, b.size());
+  test::expect_error([&] { PredictorSet::load(f); }, {f.c_str(), "mlp_group 3", "n_ff 16"});
+  // A version-2 file: no mlp_group field; single neurons.
+  random_set(c, 5, true).save(f);
+  b = read_all(f);
+  b.erase(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + 8));
+  const uint32_t v2 = 2;
+  std::memcpy(b.data() + 4, &v2, 4);
+  const uint64_t h2 = fnv1a(b.data(), b.size() - 8);
+  std::memcpy(b.data() + b.size() - 8, &h2, 8);
+  write_all(f, b, b.size());
+  const PredictorSet old = PredictorSet::load(f);
+  EXPECT_EQ(old.mlp_group, 1);
+  EXPECT_EQ(old.layers[2].mlp.out(), 16);
+  std::filesystem::remove(f);
 }
 
 TEST(DejaVuStrategyTest, BadInputs) {
@@ -324,6 +370,79 @@ TEST(DejaVuModel, ZeroSparsityIsDenseAndSparsityIsAchieved) {
   EXPECT_EQ(m.at("forwards"), static_cast<double>(toks.size()));
   EXPECT_GT(m.at("predictor_s"), 0.0);
   EXPECT_EQ(s.layer_metrics().at("mlp_sparsity").size(), static_cast<size_t>(c.n_layer));
+}
+
+// Group sparsity (predictors over groups of 32 neurons, as `calibrate dejavu --mlp-group 32` writes):
+// every kept set is made of whole groups, the budget is met in groups, and the sparse kernels (whole
+// packed row groups of W_gate/W_up, whole 32-column blocks of W_down via matmul_cols) give exactly the
+// logits of the dense kernels with the dropped neurons zeroed (max_tokens = 0: per-token masks), bit for
+// bit where the packed kernels run and to float rounding elsewhere (W_down^T rows instead).
+TEST(DejaVuModel, GroupSparsityRunsWholeGroupsAndMatchesMaskedDense) {
+  const std::string path = test::model_path(test::kSmolLM2);
+  if (path.empty()) GTEST_SKIP() << "SmolLM2 not installed";
+  auto model = Model::load(path);
+  const ModelConfig& c = model->config();
+  const auto toks = prompt_tokens();
+  const std::vector<Pos> pos = positions(toks.size());
+  const PredictorSet set = random_set(c, 16, true, 32);
+  auto run = [&](int64_t max_tokens, std::map<std::string, double>* metrics) {
+    DejaVuOptions o;
+    o.mlp = 0.9;
+    o.heads = 0;
+    o.budget = Budget::Uniform;
+    o.max_tokens = max_tokens;
+    DejaVuStrategy s(set, o, c);
+    EXPECT_NE(s.describe().find("GROUP sparsity"), std::string::npos) << s.describe();
+    KvCache cache = model->make_cache(64);
+    Logits out;
+    std::vector<float> rows;
+    for (size_t i = 0; i < toks.size(); ++i) {
+      model->forward(std::span<const Token>(&toks[i], 1), std::span<const Pos>(&pos[i], 1), cache, &s.forward_plan(), out);
+      rows.insert(rows.end(), out.data.begin(), out.data.end());
+    }
+    *metrics = s.metrics();
+    EXPECT_EQ(s.layer_metrics().at("mlp_budget")[0], 5.0 * 32);  // round(0.1 * 48) groups, in neurons
+    return rows;
+  };
+  std::map<std::string, double> ms, mm;
+  const auto sparse = run(16, &ms);
+  const auto masked = run(0, &mm);
+  EXPECT_NEAR(ms.at("mlp_sparsity"), 1.0 - 160.0 / 1536.0, 1e-9);
+  EXPECT_NEAR(mm.at("mlp_sparsity"), 1.0 - 160.0 / 1536.0, 1e-9);
+  EXPECT_LT(nmse(sparse, masked), 1e-8);
+  if (cpu::packed_kernel_available(DType::Q4_1)) {
+    EXPECT_EQ(sparse, masked);
+  }
+  // Kept sets are whole aligned groups: the plan the hook writes, layer 3, one token.
+  struct Spy : LayerHook {
+    LayerHook* inner;
+    std::vector<int32_t> seen;
+    void plan_layer(int64_t l, const float* x, int64_t T, LayerExec& e) override {
+      inner->plan_layer(l, x, T, e);
+      if (l == 3) seen = e.mlp_neurons;
+    }
+  };
+  DejaVuOptions o;
+  o.mlp = 0.9;
+  o.heads = 0;
+  DejaVuStrategy s(set, o, c);
+  Spy spy;
+  spy.inner = s.forward_plan().hook;
+  ExecPlan plan;
+  plan.hook = &spy;
+  KvCache cache = model->make_cache(64);
+  Logits out;
+  model->forward(std::span<const Token>(&toks[0], 1), std::span<const Pos>(&pos[0], 1), cache, &plan, out);
+  ASSERT_FALSE(spy.seen.empty());
+  ASSERT_EQ(spy.seen.size() % 32, 0u);
+  for (size_t j = 0; j < spy.seen.size(); j += 32) {
+    EXPECT_EQ(spy.seen[j] % 32, 0);
+    for (size_t i = 1; i < 32; ++i) EXPECT_EQ(spy.seen[j + i], spy.seen[j] + static_cast<int32_t>(i));
+  }
+  CalibConfig cc;
+  cc.progress = false;
+  cc.mlp_group = 7;
+  test::expect_error([&] { calibrate(*model, std::vector<Token>(20000, 504), cc); }, {"--mlp-group 7", "1536"});
 }
 
 // A pass longer than max_tokens gives every token its own predicted set (per-token masks in the dense
