@@ -1,12 +1,17 @@
 // Deja Vu MLP block on SmolLM2-135M shapes (d=576, n_ff=1536), one decode token (T=1), 2 threads:
 //  * dense: gate/up matmul + SiLU*up + down matmul, weights in `dtype` (q4_1 with the row-interleaved
 //    copies the model keeps for the VNNI kernels, as Model::pack_weights does);
-//  * sparse: the rank-128 neuron predictor as the strategy runs it (input RMS normalization, then the
-//    q8_0 QuantNet d -> 128 -> n_ff on the worker pool) + top-k selection, then only
-//    the kept rows of W_gate/W_up (matmul_rows) and of W_down^T (gather_axpy; float types keep their
-//    type, quantized W_down^T is f16 as Model::prepare_sparse stores it).
-// Args: dtype, percent of neurons skipped, 1 = include the predictor. Counter "speedup" is not
-// computed here: compare the dense line of the same dtype (scripts read --benchmark_format=json).
+//  * sparse: the predictor as the strategy runs it (input RMS normalization, then the q8_0 QuantNet
+//    d -> rank -> units, small ones on the calling thread) + top-k selection, then only the kept rows
+//    of W_gate/W_up (matmul_rows) and the kept columns of W_down as the model runs them (matmul_cols
+//    over whole 32-column blocks of the packed copy when the set is made of whole groups, else
+//    gather_axpy over W_down^T rows: float types keep their type, quantized W_down^T is f16 as
+//    Model::prepare_sparse stores it).
+// Args: dtype, percent of neurons skipped, mode: 0 = a fixed set of single neurons (no predictor),
+// 1 = neuron predictor (rank 128 -> 1536), 2 = a fixed set of whole 32-neuron groups (no predictor),
+// 3 = group predictor (rank 128 -> 48 groups, `calibrate dejavu --mlp-group 32`), 4 = the same at
+// rank 64 (`--rank 64`). The speedup is not computed here: compare the dense line of the same dtype
+// (scripts read --benchmark_format=json).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

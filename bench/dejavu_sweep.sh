@@ -6,12 +6,16 @@
 # Writes JSON per cell plus a markdown summary to OUT/dejavu_<model>.md.
 #
 # Usage: bench/dejavu_sweep.sh [--model M] [--threads N] [--ppl-tokens N] [--out DIR] [--quick] [--no-spec]
+#                              [--mlp-group G] [--mlp-only]
 #   --quick: fewer levels (0, 50, 80, 90, 95) and 1 prompt per Spec-Bench task.
+#   --mlp-group G: predictors over groups of G consecutive neurons (GROUP sparsity, `calibrate dejavu
+#     --mlp-group G`); files and the summary get a _gG suffix.
+#   --mlp-only: only the MLP series with lookahead predictors (no heads, no same-layer series).
 # (configs/dejavu_sweep.yaml drives the same grid through `specula run`, with Spec-Bench prompts.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECULA=${SPECULA:-./build/specula}
-MODEL=smollm2-135m THREADS=2 PPL_TOKENS=4096 OUT=bench/results/dejavu QUICK=0 SPEC=1
+MODEL=smollm2-135m THREADS=2 PPL_TOKENS=4096 OUT=bench/results/dejavu QUICK=0 SPEC=1 GROUP=1 MLP_ONLY=0
 DATA=../shared/data
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,29 +25,36 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --no-spec) SPEC=0; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --mlp-group) GROUP=$2; shift 2 ;;
+    --mlp-only) MLP_ONLY=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "dejavu_sweep.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
 [ -x "$SPECULA" ] || { echo "dejavu_sweep.sh: $SPECULA not built" >&2; exit 2; }
 mkdir -p "$OUT"
 name=$(basename "$MODEL" .gguf)
+suffix=""
+[ "$GROUP" = 1 ] || suffix="_g$GROUP"
+LAS=(on off)
+[ "$MLP_ONLY" = 0 ] || LAS=(on)
 LEVELS=(0 0.3 0.5 0.7 0.8 0.9 0.95)
 PER_TASK=2
 if [ "$QUICK" = 1 ]; then LEVELS=(0 0.5 0.8 0.9 0.95); PER_TASK=1; fi
 
-for la in on off; do
-  f="$OUT/dejavu_${name}_la${la}.bin"
+for la in "${LAS[@]}"; do
+  f="$OUT/dejavu_${name}_la${la}${suffix}.bin"
   if [ ! -f "$f" ]; then
-    echo "== calibrate $name lookahead=$la" >&2
+    echo "== calibrate $name lookahead=$la mlp-group=$GROUP" >&2
     /usr/bin/time -f "calibrate wall %e s" "$SPECULA" calibrate dejavu -m "$MODEL" -t "$THREADS" \
-      --data "$DATA/tinyshakespeare_input.txt" --out "$f" --lookahead "$la" --json > "$OUT/dejavu_${name}_la${la}_calib.json"
+      --data "$DATA/tinyshakespeare_input.txt" --out "$f" --lookahead "$la" --mlp-group "$GROUP" --json \
+      > "$OUT/dejavu_${name}_la${la}${suffix}_calib.json"
   fi
 done
 
-md="$OUT/dejavu_$name.md"
+md="$OUT/dejavu_$name$suffix.md"
 {
-  echo "# Deja Vu sweep: $name ($THREADS threads, perplexity on the first $PPL_TOKENS WikiText-2 tokens)"
+  echo "# Deja Vu sweep: $name ($THREADS threads, perplexity on the first $PPL_TOKENS WikiText-2 tokens)$([ "$GROUP" = 1 ] || echo ", GROUP sparsity: MLP neurons in groups of $GROUP")"
   echo
   echo "| lookahead | mlp skip | heads skip | ppl | achieved mlp / head sparsity | decode tok/s | vs dense |"
   echo "|---|---|---|---|---|---|---|"
@@ -52,8 +63,8 @@ dense_ppl=$("$SPECULA" perplexity -m "$MODEL" -t "$THREADS" --data "$DATA/wikite
 echo "| dense | 0 | 0 | $dense_ppl | 0 / 0 | | 1.00 |" >> "$md"
 cell() {  # la mlp heads
   local la=$1 m=$2 h=$3
-  local spec="dejavu:path=$OUT/dejavu_${name}_la${la}.bin,mlp=$m,heads=$h"
-  local tag="${name}_la${la}_m${m}_h${h}"
+  local spec="dejavu:path=$OUT/dejavu_${name}_la${la}${suffix}.bin,mlp=$m,heads=$h"
+  local tag="${name}_la${la}${suffix}_m${m}_h${h}"
   "$SPECULA" perplexity -m "$MODEL" -t "$THREADS" --data "$DATA/wikitext2_wiki.test.raw" --max-tokens "$PPL_TOKENS" \
     --strategy "$spec" --json > "$OUT/dejavu_ppl_$tag.json" 2>/dev/null
   "$SPECULA" bench -m "$MODEL" -t "$THREADS" --reps 3 --strategy "$spec" --json > "$OUT/dejavu_bench_$tag.json" 2>/dev/null
@@ -66,9 +77,9 @@ cell() {  # la mlp heads
   echo "| $la | $m | $h | $ppl | $ms / $hs | $tps | $ratio |" >> "$md"
   echo "$la mlp=$m heads=$h ppl=$ppl tok/s=$tps ratio=$ratio" >&2
 }
-for la in on off; do
+for la in "${LAS[@]}"; do
   for m in "${LEVELS[@]}"; do cell "$la" "$m" 0; done
-  [ "$la" = on ] || continue
+  [ "$la" = on ] && [ "$MLP_ONLY" = 0 ] || continue
   for h in 0.3 0.5 0.7; do cell "$la" 0 "$h"; done
   for m in "${LEVELS[@]}"; do [ "$m" = 0 ] || cell "$la" "$m" 0.5; done
 done
@@ -76,7 +87,7 @@ done
 if [ "$SPEC" = 1 ]; then
   L=$("$SPECULA" models --json 2>/dev/null | jq -r --arg m "$name" '.[] | select(.name == $m) | .n_layer' 2>/dev/null || true)
   [ -n "$L" ] || L=30
-  f="$OUT/dejavu_${name}_laon.bin"
+  f="$OUT/dejavu_${name}_laon${suffix}.bin"
   bench/spec_decode.sh --model "$MODEL" --threads "$THREADS" --per-task "$PER_TASK" --max-tokens 64 --out "$OUT" \
     --draft "layerskip:skip=$((L / 3))-$((2 * L / 3 - 1))" \
     --draft "dejavu:path=$f,mlp=0.5,heads=0.3" --draft "dejavu:path=$f,mlp=0.8,heads=0.5" \

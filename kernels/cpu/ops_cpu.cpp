@@ -1,6 +1,7 @@
 // CPU front door for the ops in kernels/ops.h: work is split over the persistent pool; the inner
 // loops are the reference kernels (the SIMD kernels plug in below these calls).
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "core/error.h"
@@ -130,7 +131,7 @@ static void matmul_impl(std::span<const WeightView* const> Ws, const std::span<c
   // Small products (predictor nets, a few gathered rows) run on the calling thread: waking the pool
   // costs more than the work. Each row's result does not depend on the split.
   if (work < kInlineWork) run(0, total, 0);
-  else cpu::pool().parallel_for(total, run);
+  else cpu::pool().parallel_for(total, std::ref(run));  // std::ref: no std::function allocation
 }
 
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y) {
@@ -192,12 +193,8 @@ bool matmul_cols(const WeightView& W, std::span<const int32_t> cols, const float
     cpu::vec_dot_rows_packed_blocks(W.dtype, static_cast<const uint8_t*>(W.packed), lo, hi - lo, bl, nbl, xq, xs, T, Y,
                                     W.rows, n, pre);
   };
-  if (W.rows * nbl * 32 * T < kInlineWork / 4) {
-    run(0, units, 0);
-  } else {
-    const int64_t nt = cpu::pool().size();
-    cpu::pool().parallel_for(nt, [&](int64_t b, int64_t e, int i) { run(b * units / nt, e * units / nt, i); });
-  }
+  if (W.rows * nbl * 32 * T < kInlineWork / 4) run(0, units, 0);
+  else cpu::pool().parallel_for(units, std::ref(run));
   return true;
 }
 
@@ -212,7 +209,7 @@ void gather_axpy(const WeightView& WT, std::span<const int32_t> rows, const floa
     cpu::gather_axpy_cols(WT, rows, A, T, Y, n, b * kChunk, std::min(n, e * kChunk));
   };
   if (static_cast<int64_t>(rows.size()) * n * T < 16384) run(0, nc, 0);  // too small to wake the pool
-  else cpu::pool().parallel_for(nc, run);
+  else cpu::pool().parallel_for(nc, std::ref(run));
 }
 
 void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out) { cpu::top_k(scores, n, k, out); }
