@@ -83,8 +83,9 @@ Command add_calibrate_dejavu(CLI::App& calibrate) {
   sub->add_option("--mlp-quantile", a->mlp_quantile, "Neuron label: |act(gate)*up| above this per-token quantile")->capture_default_str();
   sub->add_option("--mlp-group", a->cc.mlp_group,
                   "MLP unit: groups of this many consecutive neurons, labelled and predicted together (1 = single "
-                  "neurons; 16 = whole row groups of the packed q4_1/q8_0 weights, which sparse decode reads without "
-                  "re-packing: group sparsity, coarser and lossier); must divide n_ff")
+                  "neurons; 32 = whole 16-row groups of the packed q4_1/q8_0 W_gate/W_up and whole 32-column blocks "
+                  "of the packed W_down, which sparse decode reads as stored: GROUP sparsity, faster kernels, "
+                  "coarser and lossier selection); must divide n_ff")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   sub->add_option("--heads-topk", a->cc.heads_topk, "Head label: the top-k heads by output norm (0 = half the heads)")->capture_default_str()->check(CLI::NonNegativeNumber);

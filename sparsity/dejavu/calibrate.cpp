@@ -133,7 +133,7 @@ PredictorSet calibrate(Model& model, const std::vector<Token>& tokens, const Cal
   const int64_t head_k = cc.heads_topk > 0 ? cc.heads_topk : (c.n_head + 1) / 2;
   if (head_k < 1 || head_k > c.n_head) fail("dejavu calibrate: --heads-topk {} outside 1..{}", head_k, c.n_head);
   if (cc.mlp_group < 1 || c.n_ff % cc.mlp_group != 0)
-    fail("dejavu calibrate: invalid --mlp-group {}: expected a divisor of the model's n_ff ({}), e.g. 1 or 16", cc.mlp_group, c.n_ff);
+    fail("dejavu calibrate: invalid --mlp-group {}: expected a divisor of the model's n_ff ({}), e.g. 1 or 32", cc.mlp_group, c.n_ff);
   const int64_t units = c.n_ff / cc.mlp_group;
   const int64_t mlp_k = std::max<int64_t>(1, std::llround(static_cast<double>(cc.mlp_label_frac) * static_cast<double>(units)));
   // At least 64 samples (or all that were asked for): training holds out 10% of them for early stopping.

@@ -139,9 +139,10 @@ struct PredictorSet {
   int64_t heads_topk = 0;       // calibration label: the top-k heads by output norm per token
   int64_t tokens = 0;           // calibration samples
   // MLP units: groups of this many consecutive neurons (1: single neurons, the paper's setting). With
-  // groups of 16 the kept rows of W_gate/W_up are whole row groups of the packed q4_1/q8_0 layout,
-  // read without re-packing (group sparsity: a coarser, lossier selection; labels and recall are per
-  // group: the groups with the largest sum of |act(gate)*up| over their neurons).
+  // groups of 32 the kept rows of W_gate/W_up are whole 16-row groups of the packed q4_1/q8_0 layout
+  // and the kept columns of W_down whole 32-column blocks, read as stored (group sparsity: a coarser,
+  // lossier selection; labels and recall are per group: the groups with the largest sum of
+  // |act(gate)*up| over their neurons).
   int64_t mlp_group = 1;
   std::vector<LayerPredictors> layers;
 
