@@ -1035,34 +1035,13 @@ SPECULA_VNNI512 HWY_INLINE void PackedAny(bool q8, const uint8_t* g, int64_t nb,
 }  // namespace
 #endif
 
-SPECULA_PACKED_FN bool RowsPacked(uint32_t kind, const uint8_t* packed, int64_t r0, int64_t n_rows, const uint8_t* xq,
-                int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
-#if HWY_TARGET == HWY_AVX3_DL
-  if (!PackedAvail(kind)) return false;
-  if (n_rows <= 0 || n_tok <= 0) return true;
-  const bool q8 = packed_as_q8(static_cast<Kind>(kind));
-  const int64_t nb = n / 32, gb = nb * packed_block_bytes(static_cast<Kind>(kind));
-  const PackedActs a = packed_acts(kind, xq, x_stride, n_tok, nb, pre);
-  const int64_t r1 = r0 + n_rows;
-  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
-    const int64_t lo = std::max(r0, g * kPackRows) - g * kPackRows, hi = std::min(r1, (g + 1) * kPackRows) - g * kPackRows;
-    const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-    PackedAny(q8, packed + g * gb, nb, xq, x_stride, n_tok, a, y + g * kPackRows, y_stride, mask);
-  }
-  return true;
-#else
-  (void)kind, (void)packed, (void)r0, (void)n_rows, (void)xq, (void)x_stride, (void)n_tok, (void)y, (void)y_stride,
-      (void)n, (void)pre;
-  return false;
-#endif
-}
-
-// RowsPacked over only the blocks listed in `blocks` (ascending): the others hold zero activations
-// (their terms are exact zeros), so each row's result equals RowsPacked's on the zero-filled input:
-// the listed blocks are accumulated in the same order as the dense walk, in registers.
-SPECULA_PACKED_FN bool RowsPackedBlocks(uint32_t kind, const uint8_t* packed, int64_t r0, int64_t n_rows,
-                                        const int32_t* blocks, int64_t n_blocks, const uint8_t* xq, int64_t x_stride,
-                                        int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
+// Rows [r0, r0 + n_rows) of a packed matrix. blocks == nullptr: every block (the dense walk). Else
+// only the n_blocks blocks listed (ascending): the others hold zero activations (their terms are exact
+// zeros), so each row's result equals the dense walk's on the zero-filled input: the listed blocks are
+// accumulated in the same order, in registers.
+SPECULA_PACKED_FN bool RowsPacked(uint32_t kind, const uint8_t* packed, int64_t r0, int64_t n_rows, const int32_t* blocks,
+                                  int64_t n_blocks, const uint8_t* xq, int64_t x_stride, int64_t n_tok, float* y,
+                                  int64_t y_stride, int64_t n, const ActPrep* pre) {
 #if HWY_TARGET == HWY_AVX3_DL
   if (!PackedAvail(kind)) return false;
   if (n_rows <= 0 || n_tok <= 0) return true;
@@ -1075,6 +1054,10 @@ SPECULA_PACKED_FN bool RowsPackedBlocks(uint32_t kind, const uint8_t* packed, in
     const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
     const uint8_t* gp = packed + g * gb;
     float* yg = y + g * kPackRows;
+    if (blocks == nullptr) {
+      PackedAny(q8, gp, nb, xq, x_stride, n_tok, a, yg, y_stride, mask);
+      continue;
+    }
     for (int64_t t0 = 0; t0 < n_tok; t0 += kPackTT) {
       const int64_t tt = std::min<int64_t>(kPackTT, n_tok - t0);
       if (n_blocks == 0) {
@@ -1191,7 +1174,6 @@ HWY_EXPORT(TargetNameNow);
 HWY_EXPORT(PackedAvail);
 HWY_EXPORT(RowsPacked);
 HWY_EXPORT(GatherPacked);
-HWY_EXPORT(RowsPackedBlocks);
 
 namespace {
 // Validates like ref::vec_dot (which throws the same errors); true when the SIMD path applies.
@@ -1267,21 +1249,18 @@ bool attach_packed(WeightView& v, std::vector<uint8_t>& storage) {
 
 int64_t packed_min_tokens(DType w) { return w == DType::Q5_0 ? kPackedQ5MinTokens : 1; }
 
-bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
-                         int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
-  const detail::Kind k = detail::kind_of(w);
-  if (detail::packed_block_bytes(k) == 0 || n % 32 != 0) return false;
-  return HWY_DYNAMIC_DISPATCH(RowsPacked)(k, packed, r0, n_rows, static_cast<const uint8_t*>(xq), x_stride, n_tok, y,
-                                          y_stride, n, pre);
-}
-
 bool vec_dot_rows_packed_blocks(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const int32_t* blocks,
                                 int64_t n_blocks, const void* xq, int64_t x_stride, int64_t n_tok, float* y,
                                 int64_t y_stride, int64_t n, const ActPrep* pre) {
   const detail::Kind k = detail::kind_of(w);
   if (detail::packed_block_bytes(k) == 0 || n % 32 != 0) return false;
-  return HWY_DYNAMIC_DISPATCH(RowsPackedBlocks)(k, packed, r0, n_rows, blocks, n_blocks, static_cast<const uint8_t*>(xq),
-                                                x_stride, n_tok, y, y_stride, n, pre);
+  return HWY_DYNAMIC_DISPATCH(RowsPacked)(k, packed, r0, n_rows, blocks, n_blocks, static_cast<const uint8_t*>(xq),
+                                          x_stride, n_tok, y, y_stride, n, pre);
+}
+
+bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
+                         int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n, const ActPrep* pre) {
+  return vec_dot_rows_packed_blocks(w, packed, r0, n_rows, nullptr, 0, xq, x_stride, n_tok, y, y_stride, n, pre);
 }
 
 bool vec_dot_gather_packed(DType w, const void* w0, int64_t w_stride, const int32_t* idx, int64_t n_idx,

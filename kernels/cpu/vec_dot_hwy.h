@@ -74,8 +74,9 @@ int64_t packed_min_tokens(DType w);
 bool vec_dot_rows_packed(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const void* xq,
                          int64_t x_stride, int64_t n_tok, float* y, int64_t y_stride, int64_t n,
                          const ActPrep* pre = nullptr);
-// vec_dot_rows_packed reading only the 32-element blocks listed in `blocks` (ascending, in [0, n / 32)):
-// for an activation that is zero in every other block, each row's result equals vec_dot_rows_packed's.
+// vec_dot_rows_packed reading only the 32-element blocks listed in `blocks` (ascending, in [0, n / 32);
+// nullptr: all of them): for an activation that is zero in every other block, each row's result equals
+// vec_dot_rows_packed's.
 bool vec_dot_rows_packed_blocks(DType w, const uint8_t* packed, int64_t r0, int64_t n_rows, const int32_t* blocks,
                                 int64_t n_blocks, const void* xq, int64_t x_stride, int64_t n_tok, float* y,
                                 int64_t y_stride, int64_t n, const ActPrep* pre = nullptr);

@@ -347,6 +347,23 @@ TEST(PackedMatmul, LayoutOfPackWeight) {
   EXPECT_THROW(cpu::pack_weight(DType::Q6_K, dummy.data(), 210, 1, 256, dummy.data()), Error);
 }
 
+// A random quantized [rows x cols] matrix with its packed copy attached.
+struct PackedMatrix {
+  Bytes bytes, packed;
+  WeightView view;
+  PackedMatrix(DType t, int64_t rows, int64_t cols, std::mt19937& g) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const Bytes row = make_row(t, cols, Mode::Quantized, g);
+      bytes.insert(bytes.end(), row.begin(), row.end());
+    }
+    const int64_t rb = row_bytes(t, cols);
+    packed.resize(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
+    cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
+    view = WeightView{t, rows, cols, bytes.data(), rb};
+    view.packed = packed.data();
+  }
+};
+
 TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
   TargetGuard guard;
   std::mt19937 g(123);
@@ -360,16 +377,9 @@ TEST(PackedMatmul, ParityBatchInvarianceAndGatherOnEveryTarget) {
       const int64_t min_t = cpu::packed_min_tokens(t);
       packed_runs += fast;
       for (int64_t rows : {1, 15, 16, 17, 40}) {
-        const int64_t cols = rows == 40 ? 576 : 96, rb = row_bytes(t, cols);
-        Bytes bytes;
-        for (int64_t r = 0; r < rows; ++r) {
-          const Bytes row = make_row(t, cols, Mode::Quantized, g);
-          bytes.insert(bytes.end(), row.begin(), row.end());
-        }
-        Bytes packed(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
-        cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
-        WeightView W{t, rows, cols, bytes.data(), rb};
-        W.packed = packed.data();
+        const int64_t cols = rows == 40 ? 576 : 96;
+        const PackedMatrix pm(t, rows, cols, g);
+        const WeightView& W = pm.view;
         for (int threads : {1, 2}) {
           ops::set_num_threads(threads);
           for (int64_t T : {int64_t{1}, int64_t{5}, int64_t{8}, int64_t{9}, int64_t{13}, int64_t{17},
@@ -423,16 +433,9 @@ TEST(PackedMatmul, GroupSparseRowsAndColumnBlocksOnEveryTarget) {
     cpu::force_simd_target(target);
     SCOPED_TRACE(cpu::simd_target_name(target));
     for (DType t : {DType::Q4_1, DType::Q8_0}) {
-      const int64_t rows = 72, cols = 320, rb = row_bytes(t, cols);
-      Bytes bytes;
-      for (int64_t r = 0; r < rows; ++r) {
-        const Bytes row = make_row(t, cols, Mode::Quantized, g);
-        bytes.insert(bytes.end(), row.begin(), row.end());
-      }
-      Bytes packed(static_cast<size_t>(cpu::packed_bytes(t, rows, cols)));
-      cpu::pack_weight(t, bytes.data(), rb, rows, cols, packed.data());
-      WeightView W{t, rows, cols, bytes.data(), rb};
-      W.packed = packed.data();
+      const int64_t rows = 72, cols = 320;
+      const PackedMatrix pm(t, rows, cols, g);
+      const WeightView& W = pm.view;
       const bool fast = cpu::packed_kernel_available(t);
       fast_runs += fast;
       for (int threads : {1, 2}) {
