@@ -99,16 +99,12 @@ class DejaVuStrategy::Hook : public LayerHook {
       return;  // measure mode: the layer runs dense; tap() measures recall against the masks
     }
     mask_m_ = mask_h_ = nullptr;
-    if (need_m) {
-      if (p_.mlp_group == 1) {
-        select(zm_[li], T, mk_[li], sel_m_[li]);
-      } else {  // kept groups, then their neurons (ascending)
-        select(zm_[li], T, mk_[li], sel_u_);
-        auto& out = sel_m_[li];
-        out.clear();
-        for (int32_t u : sel_u_)
-          for (int64_t j = 0; j < p_.mlp_group; ++j) out.push_back(static_cast<int32_t>(u * p_.mlp_group + j));
-      }
+    if (need_m) {  // kept units, then their neurons, ascending (the same list when units are neurons)
+      select(zm_[li], T, mk_[li], sel_u_);
+      auto& out = sel_m_[li];
+      out.clear();
+      for (int32_t u : sel_u_)
+        for (int64_t j = 0; j < p_.mlp_group; ++j) out.push_back(static_cast<int32_t>(u * p_.mlp_group + j));
     }
     if (need_h) select(zh_[li], T, hk_[li], sel_h_[li]);
     pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -248,13 +244,9 @@ class DejaVuStrategy::Hook : public LayerHook {
     }
     return m.data();
   }
-  // Neuron masks [T][n_ff] from unit masks [T][units] (the same buffer when units are neurons).
+  // Neuron masks [T][n_ff] from unit masks [T][units] (a copy when units are neurons).
   const uint8_t* expand_masks(const uint8_t* um, int64_t T) {
     const int64_t g = p_.mlp_group, units = p_.mlp_units();
-    if (g == 1) {
-      mask_m_buf_.assign(um, um + T * units);
-      return mask_m_buf_.data();
-    }
     mask_m_buf_.resize(static_cast<size_t>(T * p_.n_ff));
     for (int64_t t = 0; t < T; ++t)
       for (int64_t i = 0; i < p_.n_ff; ++i) mask_m_buf_[static_cast<size_t>(t * p_.n_ff + i)] = um[t * units + i / g];
