@@ -10,7 +10,8 @@
 // Args: dtype, percent of neurons skipped, mode: 0 = a fixed set of single neurons (no predictor),
 // 1 = neuron predictor (rank 128 -> 1536), 2 = a fixed set of whole 32-neuron groups (no predictor),
 // 3 = group predictor (rank 128 -> 48 groups, `calibrate dejavu --mlp-group 32`), 4 = the same at
-// rank 64 (`--rank 64`). The speedup is not computed here: compare the dense line of the same dtype
+// rank 64 (`--rank 64`), 5 = neuron predictor at rank 256 (`--rank 256`, the recall setting: see the
+// README). The speedup is not computed here: compare the dense line of the same dtype
 // (scripts read --benchmark_format=json).
 #include <benchmark/benchmark.h>
 
@@ -38,7 +39,7 @@ struct MlpWeights {
   std::vector<uint8_t> down_t_bytes;
   WeightView down_t;
   dejavu::Net pred;
-  dejavu::QuantNet qpred, gpred, gpred64;
+  dejavu::QuantNet qpred, qpred256, gpred, gpred64;
   explicit MlpWeights(DType t) : gate(make(t, kFF, kD, 1)), up(make(t, kFF, kD, 2)), down(make(t, kD, kFF, 3)) {
     // Transposed W_down as Model::transposed stores it (quantized weights: f16).
     const DType tt = t == DType::F32 || t == DType::F16 || t == DType::BF16 ? t : DType::F16;
@@ -46,6 +47,9 @@ struct MlpWeights {
     for (Mat* m : {&gate, &up, &down}) test::pack_for_kernels(*m);
     pred.init(kD, kRank, kFF, 5);
     qpred = dejavu::QuantNet(pred);
+    dejavu::Net p256;
+    p256.init(kD, 2 * kRank, kFF, 8);
+    qpred256 = dejavu::QuantNet(p256);
     dejavu::Net g;
     g.init(kD, kRank, kFF / kGroup, 6);
     gpred = dejavu::QuantNet(g);
@@ -80,9 +84,10 @@ void BM_DejaVuMlp(benchmark::State& st) {
   const int64_t keep = std::max<int64_t>(1, kFF * (100 - st.range(1)) / 100);
   // 0: fixed neuron set, 1: neuron predictor, 2: fixed set of whole 32-neuron groups, 3: group
   // predictor (d -> 128 -> n_ff / 32) + top-k over groups (`calibrate dejavu --mlp-group 32`),
-  // 4: the same with a rank-64 group predictor (`--mlp-group 32 --rank 64`).
+  // 4: the same with a rank-64 group predictor (`--mlp-group 32 --rank 64`), 5: neuron predictor at
+  // rank 256.
   const int64_t mode = st.range(2);
-  const bool with_pred = mode == 1;
+  const bool with_pred = mode == 1 || mode == 5;
   const int64_t n_groups = kFF / kGroup, keep_groups = std::max<int64_t>(1, (keep + kGroup / 2) / kGroup);
   std::vector<float> x(kD), xn(kD), g(kFF), u(kFF), y(kD);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 17) - 0.08f;
@@ -102,7 +107,7 @@ void BM_DejaVuMlp(benchmark::State& st) {
   for (auto _ : st) {
     if (with_pred) {
       dejavu::normalize_inputs(x.data(), kD, 1, xn.data());
-      w.qpred.forward(xn.data(), 1, Z.data());
+      (mode == 5 ? w.qpred256 : w.qpred).forward(xn.data(), 1, Z.data());
       rows.clear();
       ops::top_k(Z.data(), kFF, keep, rows);  // ascending indices
     } else if (mode == 3 || mode == 4) {
@@ -182,7 +187,7 @@ void BM_DejaVuPredictor(benchmark::State& st) {
 void SparseArgs(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::F16, DType::Q4_1})
     for (int64_t pct : {0, 50, 70, 80, 90, 95})
-      for (int64_t mode : {1, 0, 3, 4, 2}) b->Args({static_cast<int64_t>(t), pct, mode});
+      for (int64_t mode : {1, 5, 0, 3, 4, 2}) b->Args({static_cast<int64_t>(t), pct, mode});
 }
 
 BENCHMARK(BM_DenseMlp)->Arg(static_cast<int64_t>(DType::F16))->Arg(static_cast<int64_t>(DType::Q4_1))->Name("dejavu/dense_mlp[576x1536]")->UseRealTime();
