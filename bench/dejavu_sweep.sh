@@ -37,6 +37,9 @@ while [ $# -gt 0 ]; do
     *) echo "dejavu_sweep.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
+for v in "--rank:$RANK" "--tokens:$TOKENS" "--mlp-group:$GROUP"; do
+  [[ "${v#*:}" =~ ^[1-9][0-9]*$ ]] || { echo "dejavu_sweep.sh: ${v%%:*} must be a positive integer, got '${v#*:}'" >&2; exit 2; }
+done
 [ -x "$SPECULA" ] || { echo "dejavu_sweep.sh: $SPECULA not built" >&2; exit 2; }
 mkdir -p "$OUT"
 name=$(basename "$MODEL" .gguf)
