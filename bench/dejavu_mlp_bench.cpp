@@ -194,7 +194,7 @@ BENCHMARK(BM_DenseMlp)->Arg(static_cast<int64_t>(DType::F16))->Arg(static_cast<i
 BENCHMARK(BM_DejaVuMlp)->Apply(SparseArgs)->Name("dejavu/sparse_mlp[576x1536]/dtype/skip_pct/predictor")->UseRealTime();
 BENCHMARK(BM_DejaVuPredictorParts)->Arg(0)->Arg(1)->Arg(2)->Name("dejavu/predictor_parts/net_or_topk")->UseRealTime();
 BENCHMARK(BM_DejaVuPredictor)->Args({128, 1536})->Args({32, 9})->Name("dejavu/predictor_f32/rank/out");
-BENCHMARK(BM_DejaVuPredictorQ8)->Args({128, 1536})->Args({128, 48})->Args({32, 32})->Name("dejavu/predictor_q8/rank/out")->UseRealTime();
+BENCHMARK(BM_DejaVuPredictorQ8)->Args({128, 1536})->Args({128, 48})->Args({64, 48})->Args({32, 32})->Name("dejavu/predictor_q8/rank/out")->UseRealTime();
 
 }  // namespace
 }  // namespace specula
