@@ -101,10 +101,12 @@ class DejaVuStrategy::Hook : public LayerHook {
     mask_m_ = mask_h_ = nullptr;
     if (need_m) {  // kept units, then their neurons, ascending (the same list when units are neurons)
       select(zm_[li], T, mk_[li], sel_u_);
+      const int64_t g = p_.mlp_group;
       auto& out = sel_m_[li];
-      out.clear();
+      out.resize(sel_u_.size() * static_cast<size_t>(g));
+      int32_t* o = out.data();
       for (int32_t u : sel_u_)
-        for (int64_t j = 0; j < p_.mlp_group; ++j) out.push_back(static_cast<int32_t>(u * p_.mlp_group + j));
+        for (int64_t j = 0; j < g; ++j) *o++ = static_cast<int32_t>(u * g + j);
     }
     if (need_h) select(zh_[li], T, hk_[li], sel_h_[li]);
     pred_s_ += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -244,12 +246,13 @@ class DejaVuStrategy::Hook : public LayerHook {
     }
     return m.data();
   }
-  // Neuron masks [T][n_ff] from unit masks [T][units] (a copy when units are neurons).
+  // Neuron masks [T][n_ff] from unit masks [T][units] (a copy when units are neurons): each unit's
+  // flag repeated over its g neurons; rows are contiguous (n_ff = units * g), so one pass over T * units.
   const uint8_t* expand_masks(const uint8_t* um, int64_t T) {
-    const int64_t g = p_.mlp_group, units = p_.mlp_units();
+    const int64_t g = p_.mlp_group, n = T * p_.mlp_units();
     mask_m_buf_.resize(static_cast<size_t>(T * p_.n_ff));
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = 0; i < p_.n_ff; ++i) mask_m_buf_[static_cast<size_t>(t * p_.n_ff + i)] = um[t * units + i / g];
+    uint8_t* dst = mask_m_buf_.data();
+    for (int64_t k = 0; k < n; ++k, dst += g) std::fill_n(dst, g, um[k]);
     return mask_m_buf_.data();
   }
   static int64_t mean_kept(const std::vector<uint8_t>& m, int64_t T, int64_t n) {
