@@ -2,6 +2,7 @@
 // Highway target, including rounding ties.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
@@ -24,6 +25,16 @@ std::vector<float> inputs(int64_t n, int kind, std::mt19937& g) {
       // Exact halves: with amax = 127 the scale is 1, so x * id hits .5 ties in both directions.
       case 2: x[i] = i % 32 == 5 ? 127.f : static_cast<float>(static_cast<int>(i % 61) - 30) + 0.5f; break;
       case 3: x[i] = 0.f; break;
+      // One ulp either side of the halves (and 0.5 - 2^-25), scale 1: the rounding must not move them.
+      case 5: {
+        const float h = static_cast<float>(static_cast<int>(i % 53) - 26) + 0.5f;
+        x[i] = i % 32 == 7 ? 127.f
+                           : (i % 3 == 0 ? std::nextafter(h, 0.f)
+                                         : (i % 3 == 1 ? std::nextafter(h, 200.f) : std::nextafter(0.5f, 0.f)));
+        break;
+      }
+      // Subnormal block maxima: the scale's inverse is huge or infinite (values saturate or become 0).
+      case 6: x[i] = (i % 5 == 0 ? -1.f : 1.f) * 1e-40f * static_cast<float>(i % 9); break;
       default: x[i] = (i % 7 == 0 ? -1.f : 1.f) * 3e4f * std::abs(nd(g)); break;
     }
   }
@@ -38,7 +49,10 @@ TEST(QuantHwy, BitIdenticalToReferenceOnEveryTarget) {
     SCOPED_TRACE(cpu::simd_target_name(target));
     for (DType t : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
       for (int64_t n : {256, 512, 2048}) {
-        for (int kind = 0; kind < 5; ++kind) {
+        for (int kind = 0; kind < 7; ++kind) {
+          // q8_K's scale -127/max overflows for subnormal maxima, outside ggml's nearest_int domain
+          // (|v| <= 4194303), where the reference keeps ggml's bit trick: not compared.
+          if (kind == 6 && t == DType::Q8_K) continue;
           const auto x = inputs(n, kind, g);
           std::vector<uint8_t> want(static_cast<size_t>(row_bytes(t, n)), 0xAB), got(want.size(), 0xCD);
           ref::quantize_row(t, x.data(), want.data(), n);

@@ -38,7 +38,7 @@ TEST(SelectHwy, TopKMatchesReferenceOnEveryTarget) {
     SCOPED_TRACE(cpu::simd_target_name(target));
     std::mt19937 g(11);
     int checked = 0;
-    for (int64_t n : {1, 7, 16, 63, 64, 65, 200, 1000, 1536, 2048, 8192})
+    for (int64_t n : {1, 7, 16, 33, 48, 63, 64, 65, 200, 1000, 1536, 2048, 8192})
       for (int kind = 0; kind < 5; ++kind)
         for (int64_t k : {int64_t{0}, int64_t{1}, n / 10, n / 2, n - 1, n, n + 3}) {
           const std::vector<float> s = scores(g, n, kind);
@@ -49,7 +49,7 @@ TEST(SelectHwy, TopKMatchesReferenceOnEveryTarget) {
           ASSERT_EQ(static_cast<int64_t>(got.size()), 1 + std::clamp<int64_t>(k, 0, n));
           ++checked;
         }
-    EXPECT_EQ(checked, 11 * 5 * 7);
+    EXPECT_EQ(checked, 13 * 5 * 7);
   }
 }
 
@@ -82,6 +82,16 @@ TEST(SelectHwy, NonFiniteScoresFollowTheReference) {
     std::vector<int32_t> two;
     cpu::top_k(s.data(), 500, 2, two);
     EXPECT_EQ(two, (std::vector<int32_t>{10, 30}));  // NaN ranks first, then +inf
+    // Short arrays (the one-pass path of group scores): the same ranking.
+    for (int64_t k : {1, 2, 5, 40, 47}) {
+      std::vector<int32_t> want, got;
+      ref::top_k(s.data(), 48, k, want);
+      cpu::top_k(s.data(), 48, k, got);
+      ASSERT_EQ(got, want) << cpu::simd_target_name(target) << " n=48 k=" << k;
+    }
+    two.clear();
+    cpu::top_k(s.data(), 48, 2, two);
+    EXPECT_EQ(two, (std::vector<int32_t>{10, 30}));
   }
 }
 
