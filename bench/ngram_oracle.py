@@ -16,8 +16,16 @@ outputs that `specula spec-bench --outputs FILE` records. This gives, for the sa
     at each step, the longest prefix (<= k) of the true continuation that occurs anywhere in the
     context. It knows the future, so it is a bound, not a drafter.
 
+  * `--history N` (with --conf): the adaptive drafter that also matches against the outputs of the
+    records before the current one (SuffixDecoding-style history of earlier generations), with its own
+    acceptance buckets, when the context has no match or a shorter one than the history's (>= N
+    tokens). An experiment (README, speculative decoding), not a specula drafter.
+
 tau = (generated tokens - 1) / verification passes, as specula reports it (the first token comes
-from the prefill). Usage:
+from the prefill). The second table estimates the speedup over plain decoding from a verification
+cost model: a pass costs 1 + A per drafted token + B per pass that drafts (--cost A,B; 0.15,0.03 on
+the 2-core Zen 4 machine, see the README). --cut-eos IDS cuts each output after its first token in IDS
+(outputs recorded with --ignore-eos, replayed as runs that stop at the end token). Usage:
 
   specula spec-bench -m smollm2-135m -n 128 --draft ngram --outputs out.jsonl ...
   python3 bench/ngram_oracle.py out.jsonl [--k 4] [--ngram 2,4] [--ngram 1,3] [--per-match 0] [--conf 0]
@@ -136,14 +144,59 @@ class Adaptive:
         self.pending = []
 
 
-def replay(recs, k, drafter, max_n, max_tokens=None, on_accept=None):
-    by = collections.defaultdict(lambda: [0, 0, 0])  # tokens - 1, passes, passes with a draft
+class History:
+    """n-grams (n >= min_n, <= 8) of earlier records' outputs -> counts of the token that followed."""
+
+    def __init__(self, min_n):
+        self.min_n, self.idx = min_n, {}
+
+    def add(self, seq):
+        for n in range(self.min_n, 9):
+            for i in range(len(seq) - n):
+                self.idx.setdefault(tuple(seq[i:i + n]), collections.Counter())[seq[i + n]] += 1
+
+    def match(self, s):
+        """(n, most frequent next token, agreement class, occurrences) for the longest suffix found."""
+        for n in range(min(8, len(s)), self.min_n - 1, -1):
+            c = self.idx.get(tuple(s[len(s) - n:]))
+            if c:
+                tok, top = c.most_common(1)[0]
+                tot = sum(c.values())
+                return n, tok, 2 if top == tot else (1 if 2 * top >= tot else 0), tot
+        return None
+
+
+class HistoryAdaptive(Adaptive):
+    """Adaptive plus a history source; history buckets (96 + the same layout) start from a prior of 0.3."""
+
+    def __init__(self, mn, mx, conf, hist):
+        super().__init__(mn, mx, conf)
+        self.hist = hist
+        self.trials += [0.0] * 96
+        self.hits += [0.0] * 96
+
+    def estimate(self, b):
+        if b < 96:
+            return super().estimate(b)
+        return (self.hits[b] + self.PRIOR_WEIGHT * 0.3) / (self.trials[b] + self.PRIOR_WEIGHT)
+
+    def best_match(self, s):
+        m = super().best_match(s)
+        h = self.hist.match(s)
+        if h and (m is None or m[0] // 12 + 1 < h[0]):
+            n, tok, agree, tot = h
+            return 96 + ((min(n, 8) - 1) * 4 + (min(tot, 4) - 1)) * 3 + agree, tok
+        return m
+
+
+def replay(recs, k, drafter, max_n, max_tokens=None, on_accept=None, on_record=None):
+    by = collections.defaultdict(lambda: [0, 0, 0, 0])  # tokens - 1, passes, passes with a draft, drafted tokens
     for r in recs:
         out = r["out"]
         if len(out) < 2:
             continue
         ctx = Context(r["prompt"] + out[:1], max_n, k)
-        pos, passes, drafted = 1, 0, 0
+        pos, passes, drafted, n_drafted = 1, 0, 0, 0
         while pos < len(out):
             # The loop drafts at most k_step = min(k, max_tokens - generated - 1) tokens.
             k_step = k if max_tokens is None else min(k, max_tokens - pos - 1)
@@ -158,11 +211,15 @@ def replay(recs, k, drafter, max_n, max_tokens=None, on_accept=None):
             pos += m + 1
             passes += 1
             drafted += bool(d)
+            n_drafted += len(d)
         for key in (r["task"], "all"):
             b = by[key]
             b[0] += len(out) - 1
             b[1] += passes
             b[2] += drafted
+            b[3] += n_drafted
+        if on_record:
+            on_record(out)
     return by
 
 
@@ -176,11 +233,27 @@ def main():
     ap.add_argument("--conf", type=float, default=0,
                     help="as ngram:conf (adaptive length; default 0 = off): replays ngram:min,max,conf=P instead")
     ap.add_argument("--max-tokens", type=int, default=128, help="spec-bench's -n (caps the last drafts; default 128)")
+    ap.add_argument("--history", type=int, default=0, metavar="N",
+                    help="with --conf: also replay the drafter that matches >= N tokens in earlier records' outputs")
+    ap.add_argument("--cost", default="0.15,0.03", metavar="A,B",
+                    help="verification cost model for the speedup estimate (default 0.15,0.03)")
+    ap.add_argument("--cut-eos", default="", metavar="IDS", help="cut each output after its first token in IDS (comma list)")
     ap.add_argument("--json", metavar="FILE", help="also write {drafter: {task: tau}} to FILE")
     a = ap.parse_args()
     recs = [json.loads(line) for line in open(a.outputs) if line.strip()]
     if not recs:
         sys.exit(f"error: {a.outputs}: no records")
+    try:
+        cost_tok, cost_step = (float(x) for x in a.cost.split(","))
+        eos = {int(x) for x in a.cut_eos.split(",") if x.strip()}
+    except ValueError:
+        sys.exit(f"error: --cost wants A,B (numbers), --cut-eos token ids; got '{a.cost}', '{a.cut_eos}'")
+    if a.history > 0 and a.conf <= 0:
+        sys.exit("error: --history replays the adaptive drafter: give --conf P too")
+    for r in recs:
+        cut = next((i for i, t in enumerate(r["out"]) if t in eos), None)
+        if cut is not None:
+            r["out"] = r["out"][:cut + 1]
     specs = [tuple(int(x) for x in s.split(",")) for s in (a.ngram or ["2,4", "1,3"])]
     max_n = max(mx for _, mx in specs)
     rows = []
@@ -191,6 +264,12 @@ def main():
             ad = Adaptive(mn, mx, a.conf)
             by = replay(recs, a.k, lambda c, f, ks, ad=ad: ad.propose(c.s, ks), max_n, a.max_tokens, ad.on_accept)
             rows.append((f"ngram:min={mn},max={mx},conf={a.conf:g}", by))
+            if a.history > 0:
+                hist = History(a.history)
+                ha = HistoryAdaptive(mn, mx, a.conf, hist)
+                by = replay(recs, a.k, lambda c, f, ks, ha=ha: ha.propose(c.s, ks), max_n, a.max_tokens, ha.on_accept,
+                            hist.add)
+                rows.append((f"ngram:min={mn},max={mx},conf={a.conf:g} + history>={a.history} (experiment)", by))
             continue
         by = replay(recs, a.k, lambda c, f, ks, mn=mn, mx=mx: c.ngram(ks, mn, mx, a.per_match), max_n, a.max_tokens)
         rows.append((f"ngram:min={mn},max={mx}" + (f",per_match={a.per_match:g}" if a.per_match > 0 else ""), by))
@@ -201,6 +280,12 @@ def main():
     print("|---|" + "---|" * len(tasks))
     for name, by in rows:
         cells = [f"{by[t][0] / by[t][1]:.2f} ({by[t][2] / by[t][1]:.2f})" for t in tasks]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"\nestimated speedup over plain decoding, pass cost 1 + {cost_tok:g} x drafted tokens + {cost_step:g} x drafting\n")
+    print("| drafter | " + " | ".join(tasks) + " |")
+    print("|---|" + "---|" * len(tasks))
+    for name, by in rows:
+        cells = [f"{by[t][0] / (by[t][1] + cost_tok * by[t][3] + cost_step * by[t][2]):.2f}x" for t in tasks]
         print(f"| {name} | " + " | ".join(cells) + " |")
     if a.json:
         with open(a.json, "w") as f:
