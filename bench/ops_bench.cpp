@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/threadpool.h"
 #include "kernels/ops.h"
 #include "tests/random_data.h"
 #include "kernels/reference/ops_ref.h"
@@ -92,6 +93,33 @@ void BM_Rope(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_Rope);
+
+// One parallel region of the worker pool (2 threads) over n units of `per` dependent multiply-adds
+// (~1 ns each) per unit: the region's overhead is its time minus half of the serial line's.
+void BM_PoolRegion(benchmark::State& st) {
+  cpu::ThreadPool pool(2);
+  const int64_t n = st.range(0), per = st.range(1);
+  alignas(64) float acc[2][16] = {};
+  const std::function<void(int64_t, int64_t, int)> fn = [&](int64_t b, int64_t e, int idx) {
+    float x = acc[idx][0];
+    for (int64_t i = 0; i < (e - b) * per; ++i) x = x * 0.999f + 0.001f;
+    acc[idx][0] = x;
+  };
+  for (auto _ : st) {
+    pool.parallel_for(n, fn);
+    benchmark::DoNotOptimize(acc);
+  }
+}
+void BM_PoolSerial(benchmark::State& st) {
+  const int64_t n = st.range(0), per = st.range(1);
+  float x = 0;
+  for (auto _ : st) {
+    for (int64_t i = 0; i < n * per; ++i) x = x * 0.999f + 0.001f;
+    benchmark::DoNotOptimize(x);
+  }
+}
+BENCHMARK(BM_PoolRegion)->Args({8, 0})->Args({8, 100})->Args({36, 50})->Name("pool/region/units/per_unit")->UseRealTime();
+BENCHMARK(BM_PoolSerial)->Args({8, 100})->Args({36, 50})->Name("pool/serial/units/per_unit")->UseRealTime();
 
 }  // namespace
 }  // namespace specula

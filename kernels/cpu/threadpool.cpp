@@ -23,7 +23,8 @@ constexpr auto kWorkerSpin = std::chrono::microseconds(100);
 constexpr int kCallerSpins = 1 << 12;
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)), shares_(std::make_unique<Share[]>(static_cast<size_t>(n_threads_))) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -34,24 +35,34 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-// Claims and runs chunks of region `gen` until none are left (or the region is no longer current).
+// Claims the next chunk of share `s` for region `gen`; false when the share is empty or belongs to
+// another region. The packed word lets a claim be checked against its region without reading fields
+// the caller may be rewriting for the next one.
+bool ThreadPool::claim(Share& s, uint32_t gen, int64_t& chunk) {
+  uint64_t v = s.next.load(std::memory_order_acquire);
+  do {
+    if (static_cast<uint32_t>(v >> 32) != gen) return false;
+    chunk = static_cast<int64_t>(v & 0xffffu);
+    if (chunk >= static_cast<int64_t>((v >> 16) & 0xffffu)) return false;
+  } while (!s.next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel));
+  return true;
+}
+
+// Runs chunks of region `gen`: this thread's share first, then what is left of the others'.
 void ThreadPool::run_chunks(uint32_t gen, int idx) {
-  for (;;) {
-    // next_ packs (generation, chunk count, next chunk), so a claim is checked against the
-    // region it belongs to without reading fields the caller may be rewriting for the next one.
-    uint64_t v = next_.load(std::memory_order_acquire);
+  int64_t ran = 0, total = 0;
+  for (int k = 0; k < n_threads_; ++k) {
+    Share& s = shares_[static_cast<size_t>((idx + k) % n_threads_)];
     int64_t c;
-    do {
-      if (static_cast<uint32_t>(v >> 32) != gen) return;
-      c = static_cast<int64_t>(v & 0xffffu);
-      if (c >= static_cast<int64_t>((v >> 16) & 0xffffu)) return;
-    } while (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel));
-    // The claim succeeded, so region `gen` cannot finish before this chunk: job_ is still its job.
-    const int64_t b = c * chunk_, e = std::min(job_n_, b + chunk_);
-    (*job_)(b, e, idx);
-    if (done_.fetch_add(1) + 1 == n_chunks_ && caller_waiting_.load())
-      done_.notify_one();
+    while (claim(s, gen, c)) {
+      // A claimed chunk keeps region `gen` from finishing: job_ and the sizes are still its own.
+      total = n_chunks_;
+      const int64_t b = c * chunk_, e = std::min(job_n_, b + chunk_);
+      (*job_)(b, e, idx);
+      ++ran;
+    }
   }
+  if (ran > 0 && done_.fetch_add(ran) + ran == total && caller_waiting_.load()) done_.notify_one();
 }
 
 void ThreadPool::worker(int index) {
@@ -92,8 +103,11 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   n_chunks_ = (n + chunk_ - 1) / chunk_;
   done_.store(0, std::memory_order_relaxed);
   const uint64_t g = generation_.load(std::memory_order_relaxed) + 1;
-  next_.store((static_cast<uint64_t>(static_cast<uint32_t>(g)) << 32) | (static_cast<uint64_t>(n_chunks_) << 16),
-              std::memory_order_release);
+  const uint64_t tag = static_cast<uint64_t>(static_cast<uint32_t>(g)) << 32;
+  for (int i = 0; i < n_threads_; ++i) {
+    const auto lo = static_cast<uint64_t>(n_chunks_ * i / n_threads_), hi = static_cast<uint64_t>(n_chunks_ * (i + 1) / n_threads_);
+    shares_[static_cast<size_t>(i)].next.store(tag | hi << 16 | lo, std::memory_order_release);
+  }
   generation_.store(g);  // seq_cst: publishes the job
   if (sleepers_.load() > 0) generation_.notify_all();
   run_chunks(static_cast<uint32_t>(g), 0);

@@ -7,13 +7,17 @@
 // counter for a while after each region (tens of microseconds) and only then block (C++20 atomic
 // wait). An idle pool costs nothing once its workers have gone to sleep.
 //
-// Scheduling: [0, n) is cut into a few chunks per thread that threads claim from a shared counter,
-// so when the machine is oversubscribed (a worker not running) the caller simply does the
-// remaining chunks itself instead of waiting for a descheduled thread. The caller waits only for
-// chunks already claimed (spinning briefly, then blocking).
+// Scheduling: [0, n) is cut into a few chunks per thread. Each thread owns a contiguous share of them
+// behind its own counter (its own cache line), runs that share first, then takes the chunks still
+// unclaimed behind the other threads' counters. So in the usual case no cache line bounces between
+// cores per chunk (with one shared counter, an empty 8-chunk region on 2 threads cost ~0.7 us), and
+// when the machine is oversubscribed (a worker not running) the caller simply does the remaining
+// chunks itself instead of waiting for a descheduled thread. Threads report finished chunks once, when
+// they find nothing left; the caller waits only for chunks already claimed (spinning, then blocking).
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -39,10 +43,16 @@ class ThreadPool {
   int64_t job_n_ = 0;
   int64_t n_chunks_ = 0, chunk_ = 0;
   void run_chunks(uint32_t gen, int idx);
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<uint64_t> next_{0};  // generation << 32 | chunk count << 16 | next chunk to claim
-  std::atomic<int64_t> done_{0};   // chunks finished in the current region
-  std::atomic<int> sleepers_{0};
+  // Separate cache lines for what the workers spin on, the shares and the finished count.
+  // Per thread: generation << 32 | end of its share << 16 | next chunk of its share to claim.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> next{0};
+  };
+  bool claim(Share& s, uint32_t gen, int64_t& chunk);
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  std::unique_ptr<Share[]> shares_;
+  alignas(64) std::atomic<int64_t> done_{0};   // chunks finished in the current region
+  alignas(64) std::atomic<int> sleepers_{0};
   std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};
 };
