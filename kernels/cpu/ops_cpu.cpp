@@ -175,9 +175,17 @@ bool matmul_cols(const WeightView& W, std::span<const int32_t> cols, const float
   for (int64_t t = 0; t < T; ++t) {
     int64_t j = 0;
     for (int32_t b : blocks) {
-      float v[32] = {};
+      uint8_t* dst = xqb.data() + t * xs + b * bb;
+      // A whole block listed (group sparsity): its 32 values are contiguous in A, quantize them in place.
+      if (j + 32 <= m && cols[j] == 32 * b && cols[j + 31] == 32 * b + 31) {
+        cpu::quantize_row(xt, A + t * m + j, dst, 32);
+        j += 32;
+        continue;
+      }
+      float v[32];
+      std::fill_n(v, 32, 0.f);
       for (; j < m && cols[j] / 32 == b; ++j) v[cols[j] % 32] = A[t * m + j];
-      cpu::quantize_row(xt, v, xqb.data() + t * xs + b * bb, 32);
+      cpu::quantize_row(xt, v, dst, 32);
     }
   }
   const uint8_t* xq = xqb.data();
