@@ -276,17 +276,15 @@ def main():
     rows.append(("oracle copy (bound)", replay(recs, a.k, lambda c, f, ks: c.oracle(ks, f), max_n, a.max_tokens)))
     tasks = sorted(k for k in rows[0][1] if k != "all") + ["all"]
     print(f"{len(recs)} prompts, k = {a.k}; tau (share of passes with a draft)\n")
-    print("| drafter | " + " | ".join(tasks) + " |")
-    print("|---|" + "---|" * len(tasks))
-    for name, by in rows:
-        cells = [f"{by[t][0] / by[t][1]:.2f} ({by[t][2] / by[t][1]:.2f})" for t in tasks]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    def table(cell):
+        print("| drafter | " + " | ".join(tasks) + " |")
+        print("|---|" + "---|" * len(tasks))
+        for name, by in rows:
+            print(f"| {name} | " + " | ".join(cell(by[t]) for t in tasks) + " |")
+
+    table(lambda b: f"{b[0] / b[1]:.2f} ({b[2] / b[1]:.2f})")
     print(f"\nestimated speedup over plain decoding, pass cost 1 + {cost_tok:g} x drafted tokens + {cost_step:g} x drafting\n")
-    print("| drafter | " + " | ".join(tasks) + " |")
-    print("|---|" + "---|" * len(tasks))
-    for name, by in rows:
-        cells = [f"{by[t][0] / (by[t][1] + cost_tok * by[t][3] + cost_step * by[t][2]):.2f}x" for t in tasks]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    table(lambda b: f"{b[0] / (b[1] + cost_tok * b[3] + cost_step * b[2]):.2f}x")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({name: {t: by[t][0] / by[t][1] for t in tasks} for name, by in rows}, f, indent=1)
