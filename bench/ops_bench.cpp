@@ -94,16 +94,19 @@ void BM_Rope(benchmark::State& st) {
 }
 BENCHMARK(BM_Rope);
 
-// One parallel region of the worker pool (2 threads) over n units of `per` dependent multiply-adds
-// (~1 ns each) per unit: the region's overhead is its time minus half of the serial line's.
+// `iters` dependent multiply-adds (~1 ns each): the work of the pool benchmarks.
+inline float chain(float x, int64_t iters) {
+  for (int64_t i = 0; i < iters; ++i) x = x * 0.999f + 0.001f;
+  return x;
+}
+// One parallel region of the worker pool (2 threads) over n units of `per` chained multiply-adds per
+// unit: the region's overhead is its time minus half of the serial line's.
 void BM_PoolRegion(benchmark::State& st) {
   cpu::ThreadPool pool(2);
   const int64_t n = st.range(0), per = st.range(1);
   alignas(64) float acc[2][16] = {};
   const std::function<void(int64_t, int64_t, int)> fn = [&](int64_t b, int64_t e, int idx) {
-    float x = acc[idx][0];
-    for (int64_t i = 0; i < (e - b) * per; ++i) x = x * 0.999f + 0.001f;
-    acc[idx][0] = x;
+    acc[idx][0] = chain(acc[idx][0], (e - b) * per);
   };
   for (auto _ : st) {
     pool.parallel_for(n, fn);
@@ -114,7 +117,7 @@ void BM_PoolSerial(benchmark::State& st) {
   const int64_t n = st.range(0), per = st.range(1);
   float x = 0;
   for (auto _ : st) {
-    for (int64_t i = 0; i < n * per; ++i) x = x * 0.999f + 0.001f;
+    x = chain(x, n * per);
     benchmark::DoNotOptimize(x);
   }
 }

@@ -50,17 +50,11 @@ struct Scratch {
   std::vector<int32_t> key, idx;  // compacted candidates (+ one vector of slack for CompressTo)
 };
 
-// Short arrays: insertion into the best k seen so far, ranked as ref::top_k ranks (NaN above every
-// number, equal scores by index), so the set is the reference's (the ranking is a strict total order).
-// O(n k) compares with no allocation: ~10x faster than nth_element for the 48 group scores of a
-// SmolLM2 layer.
+// Short arrays: insertion into the best k seen so far, ranked by ref::top_k's own order (a strict total
+// order), so the set is the reference's. O(n k) compares with no allocation: ~10x faster than
+// nth_element for the 48 group scores of a SmolLM2 layer.
 void SmallTopK(const float* s, int64_t n, int64_t k, std::vector<int32_t>& out) {
-  auto better = [s](int32_t a, int32_t b) {
-    const bool na = std::isnan(s[a]), nb = std::isnan(s[b]);
-    if (na != nb) return na;
-    if (!na && s[a] != s[b]) return s[a] > s[b];
-    return a < b;
-  };
+  auto better = [s](int32_t a, int32_t b) { return ref::top_k_ranks_above(s, a, b); };
   thread_local std::vector<int32_t> best;
   best.clear();
   for (int32_t i = 0; i < static_cast<int32_t>(n); ++i) {

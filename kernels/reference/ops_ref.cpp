@@ -122,14 +122,7 @@ void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out,
   k = std::clamp<int64_t>(k, 0, n);
   idx.resize(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
-  // A strict weak order also with NaN: NaN ranks above every number; equal scores (also two NaNs,
-  // -0 and +0) by index.
-  auto better = [scores](int32_t a, int32_t b) {
-    const bool na = std::isnan(scores[a]), nb = std::isnan(scores[b]);
-    if (na != nb) return na;
-    if (!na && scores[a] != scores[b]) return scores[a] > scores[b];
-    return a < b;
-  };
+  auto better = [scores](int32_t a, int32_t b) { return top_k_ranks_above(scores, a, b); };
   std::nth_element(idx.begin(), idx.begin() + k, idx.end(), better);
   std::sort(idx.begin(), idx.begin() + k);
   out.insert(out.end(), idx.begin(), idx.begin() + k);

@@ -1,4 +1,5 @@
 #pragma once
+#include <cmath>
 // Plain-loop reference implementations of every op in kernels/ops.h. These are the truth the fast
 // kernels are tested against; they favour clarity over speed.
 #include "kernels/ops.h"
@@ -19,7 +20,15 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
 void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1);
 void attention(const AttentionArgs& a);
 
-// ops::top_k by nth_element on the (score desc, index asc) order, then sorted.
+// The order top_k ranks by, a strict total order also with NaN: NaN ranks above every number, then
+// higher scores, then (equal scores, also two NaNs, -0 and +0) the lower index.
+inline bool top_k_ranks_above(const float* scores, int32_t a, int32_t b) {
+  const bool na = std::isnan(scores[a]), nb = std::isnan(scores[b]);
+  if (na != nb) return na;
+  if (!na && scores[a] != scores[b]) return scores[a] > scores[b];
+  return a < b;
+}
+// ops::top_k by nth_element on the top_k_ranks_above order, then sorted.
 void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out);
 // The same with the caller's scratch index buffer (no allocation once it is large enough).
 void top_k(const float* scores, int64_t n, int64_t k, std::vector<int32_t>& out, std::vector<int32_t>& idx);
