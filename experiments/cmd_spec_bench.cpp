@@ -37,6 +37,9 @@ struct SpecBenchArgs {
 struct Cell {
   int64_t prompts = 0, plain_tokens = 0, mismatches = 0;
   double plain_prefill_s = 0, plain_decode_s = 0;
+  // Spec-Bench's speedup (its evaluation/speed.py): the mean over prompts of each prompt's end-to-end
+  // tokens/s (prefill included), speculative over plain. These are the sums of those per-prompt rates.
+  double plain_rate_sum = 0, spec_rate_sum = 0;
   SpecStats st;
 };
 
@@ -52,6 +55,7 @@ nlohmann::json cell_json(const Cell& c, bool lossy) {
                          ? (static_cast<double>(c.st.generated) / spec_total) /
                                (static_cast<double>(c.plain_tokens) / (c.plain_prefill_s + c.plain_decode_s))
                          : 0;
+  j["speedup_spec_bench"] = c.plain_rate_sum > 0 ? c.spec_rate_sum / c.plain_rate_sum : 0;
   // Cost model (DESIGN.md): t_step from plain decoding (tokens - 1 decode forwards per prompt).
   j["cost_model"] = cost_model_from_steps(c.st, c.plain_decode_s, c.plain_tokens - c.prompts);
   j["mismatches"] = c.mismatches;
@@ -90,6 +94,8 @@ int run_spec_bench(const SpecBenchArgs& a) {
   // cells[drafter][task]; task "all" = overall.
   std::vector<std::map<std::string, Cell>> cells(drafters.size());
   int64_t total_mismatches = 0;
+  // Raw per-prompt figures (JSON "per_prompt"), from which every speedup in the report can be recomputed.
+  nlohmann::json per_prompt = nlohmann::json::array();
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     const auto& p = prompts[pi];
     const std::vector<Token> prompt = chat_prompt_tokens(*model, p.text);
@@ -110,6 +116,9 @@ int run_spec_bench(const SpecBenchArgs& a) {
     std::fprintf(stderr, "[spec-bench] %zu/%zu %s #%lld: %zu prompt tokens, plain %zu tokens %.1f tok/s", pi + 1,
                  prompts.size(), p.task.c_str(), static_cast<long long>(p.id), prompt.size(), plain.tokens.size(),
                  plain.decode_tok_s());
+    nlohmann::json pp = {{"task", p.task}, {"id", p.id}, {"prompt_tokens", prompt.size()},
+                         {"plain", {{"tokens", plain.tokens.size()}, {"prefill_s", plain.prefill_s}, {"decode_s", plain.decode_s}}},
+                         {"drafters", nlohmann::json::array()}};
     for (size_t di = 0; di < drafters.size(); ++di) {
       Rng rng(0);
       SpecConfig c = spc;
@@ -125,6 +134,11 @@ int run_spec_bench(const SpecBenchArgs& a) {
                      plain.tokens.size(), r.tokens.size());
       }
       total_mismatches += mismatch;
+      // End-to-end rates of this prompt; the speculative run shares the plain run's prefill time, as in
+      // speedup_e2e (its own prefill is the same work, done once for all drafters).
+      const double plain_s = plain.prefill_s + plain.decode_s, spec_s = plain.prefill_s + r.stats.decode_s;
+      const double plain_rate = plain_s > 0 ? static_cast<double>(plain.tokens.size()) / plain_s : 0;
+      const double spec_rate = spec_s > 0 ? static_cast<double>(r.stats.generated) / spec_s : 0;
       for (const std::string& key : {p.task, std::string("all")}) {
         Cell& cl = cells[di][key];
         ++cl.prompts;
@@ -132,11 +146,15 @@ int run_spec_bench(const SpecBenchArgs& a) {
         cl.plain_prefill_s += plain.prefill_s;
         cl.plain_decode_s += plain.decode_s;
         cl.mismatches += mismatch;
+        cl.plain_rate_sum += plain_rate;
+        cl.spec_rate_sum += spec_rate;
         cl.st.add(r.stats);
       }
+      pp["drafters"].push_back({{"tokens", r.stats.generated}, {"decode_s", r.stats.decode_s}, {"tau", r.stats.tau()}, {"equal", mismatch == 0}});
       std::fprintf(stderr, " | %s %.1f tok/s tau %.2f", drafters[di]->describe().c_str(), r.stats.tokens_per_s(), r.stats.tau());
     }
     std::fprintf(stderr, "\n");
+    per_prompt.push_back(std::move(pp));
   }
 
   // Report.
@@ -156,8 +174,8 @@ int run_spec_bench(const SpecBenchArgs& a) {
   std::string md = fmt::format("model `{}` ({} weights) on {}, {} threads, {} prompts x {} tokens, greedy, k={}{}\n\n",
                                model->path(), a.mo.weights_dtype, model->device_name(), ops::num_threads(), prompts.size(), a.max_tokens, spc.k,
                                a.spec.adaptive ? " (adaptive)" : "");
-  md += "| drafter | task | tau | acceptance by position | tok/s | plain tok/s | speedup | c | V | equal |\n";
-  md += "|---|---|---|---|---|---|---|---|---|---|\n";
+  md += "| drafter | task | tau | acceptance by position | tok/s | plain tok/s | speedup | Spec-Bench speedup | c | V | equal |\n";
+  md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (size_t di = 0; di < drafters.size(); ++di) {
     nlohmann::json dj;
     dj["drafter"] = drafters[di]->describe();
@@ -168,13 +186,15 @@ int run_spec_bench(const SpecBenchArgs& a) {
       dj["tasks"][t] = cj;
       std::string acc;
       for (const auto& x : cj["acceptance_by_position"]) acc += fmt::format("{}{:.2f}", acc.empty() ? "" : " ", x.get<double>());
-      md += fmt::format("| {} | {} | {:.2f} | {} | {:.1f} | {:.1f} | {:.2f}x | {:.3f} | {:.2f} | {} |\n", drafters[di]->describe(), t,
+      md += fmt::format("| {} | {} | {:.2f} | {} | {:.1f} | {:.1f} | {:.2f}x | {:.2f}x | {:.3f} | {:.2f} | {} |\n", drafters[di]->describe(), t,
                         cj["tau"].get<double>(), acc, cj["tokens_per_s"].get<double>(), cj["plain_tokens_per_s"].get<double>(),
-                        cj["speedup"].get<double>(), cj["cost_model"]["c"].get<double>(), cj["cost_model"]["V"].get<double>(),
+                        cj["speedup"].get<double>(), cj["speedup_spec_bench"].get<double>(), cj["cost_model"]["c"].get<double>(), cj["cost_model"]["V"].get<double>(),
                         it->second.mismatches == 0 ? "yes" : fmt::format("{} differ", it->second.mismatches));
     }
     j["drafters"].push_back(dj);
   }
+  // Drafter i of each prompt's "drafters" is j["drafters"][i]; their runs reuse the plain run's prefill.
+  j["per_prompt"] = std::move(per_prompt);
   if (!a.json_out.empty()) {
     std::ofstream f(a.json_out);
     if (!f) fail("cannot write '{}'", a.json_out);

@@ -36,4 +36,22 @@ for task, bound in rp["oracle copy (bound)"].items():
             print(f"FAIL: oracle bound {bound} below {name} {rp[name][task]} on {task}")
             sys.exit(1)
 print(f"ok: replayed tau equals spec-bench's in {checked} (drafter, task) cells")
+# The speedups in the report follow from the raw per-prompt figures: "speedup" = total tokens / total decode
+# time against plain's, "speedup_spec_bench" = the mean over prompts of end-to-end tokens/s (prefill
+# included, the plain run's prefill shared) against plain's, as Spec-Bench's evaluation/speed.py.
+pp = sb["per_prompt"]
+if len(pp) != 12:
+    print(f"FAIL: {len(pp)} per_prompt records, expected 12"); sys.exit(1)
+for di, d in enumerate(sb["drafters"]):
+    for task, cell in d["tasks"].items():
+        rows = [p for p in pp if task == "all" or p["task"] == task]
+        pl, dr = [p["plain"] for p in rows], [p["drafters"][di] for p in rows]
+        dec = (sum(x["tokens"] for x in dr) / sum(x["decode_s"] for x in dr)) / (sum(x["tokens"] for x in pl) / sum(x["decode_s"] for x in pl))
+        sbs = sum(x["tokens"] / (y["prefill_s"] + x["decode_s"]) for x, y in zip(dr, pl)) / sum(y["tokens"] / (y["prefill_s"] + y["decode_s"]) for y in pl)
+        for key, want in (("speedup", dec), ("speedup_spec_bench", sbs)):
+            if abs(cell[key] - want) > 1e-9 * want or not want > 0:
+                print(f"FAIL: {d['drafter']} {task}: {key} {cell[key]}, recomputed from per_prompt {want}"); sys.exit(1)
+        if all(x["equal"] for x in dr) != (cell["mismatches"] == 0):
+            print(f"FAIL: {d['drafter']} {task}: per_prompt equality disagrees with mismatches"); sys.exit(1)
+print("ok: speedup and speedup_spec_bench recomputed from per_prompt in every cell")
 PY
