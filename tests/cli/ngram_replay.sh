@@ -55,3 +55,19 @@ for di, d in enumerate(sb["drafters"]):
             print(f"FAIL: {d['drafter']} {task}: per_prompt equality disagrees with mismatches"); sys.exit(1)
 print("ok: speedup and speedup_spec_bench recomputed from per_prompt in every cell")
 PY
+# bench/spec_bench_split.py reads the same report: every prompt lands in one of its two groups.
+python3 "$ROOT/bench/spec_bench_split.py" "$tmp/sb.json" --outputs "$tmp/out.jsonl" > "$tmp/split.txt" \
+  || fail "spec_bench_split.py failed"
+python3 - "$tmp/split.txt" <<'PY' || exit 1
+import re, sys
+rows = [l for l in open(sys.argv[1]) if l.startswith("| ngram") and "| all |" in l]
+if len(rows) != 3:
+    print(f"FAIL: expected 3 'all' rows in the split table, got {len(rows)}"); sys.exit(1)
+for r in rows:
+    n = [int(x) for x in re.findall(r"\| (\d+) / ", r)]
+    if sum(n) != 12:
+        print(f"FAIL: split groups hold {sum(n)} prompts, expected 12: {r.strip()}"); sys.exit(1)
+if "second half of each output" not in open(sys.argv[1]).read():
+    print("FAIL: no repetition share"); sys.exit(1)
+print("ok: spec_bench_split.py puts all 12 prompts in its two groups")
+PY
