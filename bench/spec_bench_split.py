@@ -63,6 +63,8 @@ def repetition(outputs, cap, n):
     except OSError as e:
         fail(f"cannot read outputs {outputs}: {e}")
     for i, line in enumerate(lines):
+        if not line.strip():  # as bench/ngram_oracle.py reads these files
+            continue
         try:
             out = json.loads(line)["out"]
         except (json.JSONDecodeError, KeyError, TypeError):

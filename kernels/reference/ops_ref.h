@@ -1,7 +1,8 @@
 #pragma once
-#include <cmath>
 // Plain-loop reference implementations of every op in kernels/ops.h. These are the truth the fast
 // kernels are tested against; they favour clarity over speed.
+#include <cmath>
+
 #include "kernels/ops.h"
 
 namespace specula::ref {
