@@ -2,6 +2,7 @@
 // (ref::), on the shapes of SmolLM2-135M (d=576, ffn=1536) and Gemma-3-270M (d=640, ffn=2048).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
@@ -46,7 +47,11 @@ void BM_Attention(benchmark::State& st) {
   const int64_t n_kv = st.range(0), T = st.range(1), nh = 9, nkv = 3, hd = 64;
   std::vector<float> q(static_cast<size_t>(T * nh * hd), 0.1f), out(q.size());
   std::vector<uint16_t> k(static_cast<size_t>(n_kv * nkv * hd), ref::fp32_to_fp16(0.2f)), v(k);
+  // range(2) = 1: causal, the T tokens are the last T slots (a prefill chunk or a verification pass).
   std::vector<float> mask(static_cast<size_t>(T * n_kv), 0.f);
+  if (st.range(2) != 0)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = n_kv - T + t + 1; j < n_kv; ++j) mask[static_cast<size_t>(t * n_kv + j)] = -INFINITY;
   AttentionArgs a;
   a.n_tokens = T; a.n_head = nh; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
   a.q = q.data(); a.kv_dtype = KvDType::F16; a.k = k.data(); a.v = v.data(); a.mask = mask.data();
@@ -57,8 +62,11 @@ void BM_Attention(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
 }
-BENCHMARK(BM_Attention<false>)->Args({256, 1})->Args({256, 8})->Args({512, 64})->Args({1536, 1})->Args({1536, 5})->Name("ops::attention[9h/3kv,64]");
-BENCHMARK(BM_Attention<true>)->Args({256, 1})->Args({256, 8})->Name("ref::attention[9h/3kv,64]");
+BENCHMARK(BM_Attention<false>)
+    ->Args({256, 1, 0})->Args({256, 8, 0})->Args({512, 64, 0})->Args({1536, 1, 0})->Args({1536, 5, 0})
+    ->Args({1536, 9, 1})->Args({1536, 256, 1})
+    ->Name("ops::attention[9h/3kv,64]");
+BENCHMARK(BM_Attention<true>)->Args({256, 1, 0})->Args({256, 8, 0})->Name("ref::attention[9h/3kv,64]");
 
 // Gated activations over SmolLM2's MLP width x range(1) tokens; range(0): 0 ref, 1 dispatched (SIMD).
 void BM_GeluMul(benchmark::State& st) {

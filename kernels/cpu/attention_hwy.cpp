@@ -23,9 +23,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET == HWY_SCALAR
 
-void AttentionRows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1) {
+void AttentionRows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1, const AttentionShared*) {
   ref::attention_rows(a, t0, t1, h0, h1);
 }
+int64_t KeyBlock() { return 0; }
+void TransposeKeys(const AttentionArgs&, AttentionShared&, int64_t, int64_t, int64_t) {}
 
 #else
 
@@ -81,24 +83,42 @@ HWY_INLINE void Transpose16x16(__m512 r[16]) {
   }
 }
 
-// Scores of 16 keys for R rows at once: kt holds the keys transposed (kt[d * 16 + i] = k_i[d]), so
-// each row's 16 dot products accumulate lane-wise with no horizontal reduction. Every row uses the
-// same fixed order whatever R and whichever keys share the block (four accumulators over the
-// quarters of the head dimension, summed ((a0 + a1) + (a2 + a3))): batch invariance.
-template <int64_t RS>
-HWY_INLINE void DotsT(const float* kt, const float* q, int64_t D, __m512* out) {
-  const int64_t Q = D / 4;
-  __m512 acc[RS][4];
-  for (int64_t r = 0; r < RS; ++r)
-    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < Q; ++d) {
-    __m512 k[4];
-    for (int c = 0; c < 4; ++c) k[c] = _mm512_load_ps(kt + (d + c * Q) * 16);
-    for (int64_t r = 0; r < RS; ++r)
-      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * D + d + c * Q]), k[c], acc[r][c]);
+// Key rows vis[b0 .. b0 + nk) of key/value head hk, converted to float and transposed into kt
+// (kt[d * 16 + i] = k_i[d]; missing keys are zeros).
+template <bool kF16>
+HWY_INLINE void TransposeBlock(const AttentionArgs& a, const int32_t* vis, int64_t b0, int64_t nk, int64_t hk, float* kt) {
+  for (int64_t c = 0; c < a.head_dim_k; c += 16) {
+    __m512 rows[16];
+    for (int64_t i = 0; i < 16; ++i)
+      rows[i] = i < nk ? LoadRow<kF16>(a.k, (static_cast<int64_t>(vis[b0 + i]) * a.n_head_kv + hk) * a.head_dim_k + c).raw
+                       : _mm512_setzero_ps();
+    Transpose16x16(rows);
+    for (int64_t i = 0; i < 16; ++i) _mm512_store_ps(kt + (c + i) * 16, rows[i]);
   }
-  for (int64_t r = 0; r < RS; ++r)
-    out[r] = _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3]));
+}
+
+// Scores of 16 keys for RS rows at once (RS up to 8): kt holds the keys transposed (kt[d * 16 + i] =
+// k_i[d]), so each row's 16 dot products accumulate lane-wise with no horizontal reduction. Every
+// row uses the same fixed order whatever RS and whichever keys share the block (an accumulator per
+// quarter of the head dimension, summed ((a0 + a1) + (a2 + a3))): batch invariance. The quarters run
+// one after another for all rows, so each key vector is loaded once for every row (this replaced
+// four quarters at once for groups of up to 4 rows, which reloaded the key vectors per group).
+template <int64_t RS>
+HWY_INLINE void DotsTQ(const float* kt, const float* q, int64_t D, __m512* out) {
+  const int64_t Q = D / 4;
+  __m512 acc[RS], half[RS];
+  for (int c = 0; c < 4; ++c) {
+    for (int64_t r = 0; r < RS; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t d = c * Q; d < (c + 1) * Q; ++d) {
+      const __m512 k = _mm512_load_ps(kt + d * 16);
+      for (int64_t r = 0; r < RS; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * D + d]), k, acc[r]);
+    }
+    for (int64_t r = 0; r < RS; ++r) {
+      if (c == 0 || c == 2) half[r] = acc[r];
+      else if (c == 1) out[r] = _mm512_add_ps(half[r], acc[r]);
+      else out[r] = _mm512_add_ps(out[r], _mm512_add_ps(half[r], acc[r]));
+    }
+  }
 }
 #endif
 
@@ -142,7 +162,7 @@ HWY_INLINE void KeyDots(const AttentionArgs& a, const float* q, int64_t off, VF*
 }
 
 // The value pass of RunHeadsR for vectors [d0, d0 + NV * N) of the R heads: o = sum_j p_j v_j over
-// the visible keys in order (zero probabilities skipped). NV and R are compile-time so that the
+// the visible keys in order (zero probabilities add exact zeros). NV and R are compile-time so that the
 // R x NV accumulators stay in registers.
 template <bool kF16, int64_t R, int64_t NV>
 HWY_INLINE void VRows(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, int64_t hk, int64_t d0, const int32_t* vis,
@@ -159,9 +179,9 @@ HWY_INLINE void VRows(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh
     VF vrow[NV];
     for (int64_t u = 0; u < NV; ++u) vrow[u] = LoadRow<kF16>(a.v, off + u * N);
     for (int64_t r = 0; r < R; ++r) {
-      const float pj = pbuf[r * n_pad + jj];
-      if (pj == 0.0f) continue;
-      const VF pv = hn::Set(df, pj);
+      // A zero probability adds an exact zero (the cache holds finite values), so keys outside a
+      // row's list need no branch.
+      const VF pv = hn::Set(df, pbuf[r * n_pad + jj]);
       for (int64_t u = 0; u < NV; ++u) acc[r][u] = hn::MulAdd(pv, vrow[u], acc[r][u]);
     }
   }
@@ -176,7 +196,7 @@ HWY_INLINE void VRows(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh
 // R is a template parameter so that the per-row accumulators stay in registers. A row's arithmetic
 // does not depend on the other rows (see attention_hwy.h: batch invariance, head grouping).
 template <bool kF16, int64_t R>
-void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
+void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, const AttentionShared* sh) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   constexpr float NEG = -std::numeric_limits<float>::infinity();
@@ -217,54 +237,64 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
   int64_t m[kMaxRun];
   for (int64_t r = 0; r < R; ++r) mx[r] = NEG, m[r] = 0;
   int64_t n_vis = 0;
+  const int32_t* vl = vis.data();  // the listed keys' slots
 #if HWY_TARGET <= HWY_AVX3
   if (N == 16) {
     // The visible keys are listed first, then taken 16 at a time: the block's key rows are loaded
     // (converted from f16) and transposed once for all R rows, and each row's 16 scores accumulate
-    // lane-wise (DotsT): no horizontal reduction per key, and the transpose is shared by the rows.
+    // lane-wise (DotsTQ): no horizontal reduction per key, and the transpose is shared by the rows.
     // (This replaced per-key dot products summed 16 at a time by a shuffle tree: 1536 keys x 5 tokens
     // 143 -> 111 us, 1 token 40 -> 35 us, with the direct softmax store below.)
     thread_local std::vector<float> mv;  // per token, the mask of each listed key
     thread_local std::vector<float> ktb;  // one block of keys, transposed (64-byte aligned in it)
     if (mv.size() < static_cast<size_t>(TT * n_pad)) mv.resize(static_cast<size_t>(TT * n_pad));
     if (ktb.size() < static_cast<size_t>(a.head_dim_k * N + N)) ktb.resize(static_cast<size_t>(a.head_dim_k * N + N));
-    for (int64_t j = 0; j < a.n_kv; ++j) {
-      if (!visible(j)) continue;
-      for (int64_t ti = 0; ti < TT; ++ti) mv[static_cast<size_t>(ti * n_pad + n_vis)] = mask[ti][j];
-      vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
+    const float* mrow[R];  // per token, its mask over the list
+    const float* kt_shared = nullptr;
+    if (sh != nullptr) {
+      // The pass's shared list up to this task's last visible key (keys after it are masked for
+      // every row here; a block cut short uses the first lanes of its transposed keys).
+      for (int64_t ti = 0; ti < TT; ++ti) n_vis = std::max<int64_t>(n_vis, sh->last[static_cast<size_t>(t0 + ti)]);
+      vl = sh->vis.data();
+      for (int64_t ti = 0; ti < TT; ++ti) {
+        if (sh->identity) {
+          mrow[ti] = mask[ti];
+          continue;
+        }
+        float* mt = mv.data() + ti * n_pad;
+        for (int64_t jj = 0; jj < n_vis; ++jj) mt[jj] = mask[ti][vl[jj]];
+        mrow[ti] = mt;
+      }
+      if (sh->block == N) kt_shared = sh->kt + hk * sh->n_blocks * a.head_dim_k * N;
+    } else {
+      for (int64_t j = 0; j < a.n_kv; ++j) {
+        if (!visible(j)) continue;
+        for (int64_t ti = 0; ti < TT; ++ti) mv[static_cast<size_t>(ti * n_pad + n_vis)] = mask[ti][j];
+        vis[static_cast<size_t>(n_vis++)] = static_cast<int32_t>(j);
+      }
+      for (int64_t ti = 0; ti < TT; ++ti) mrow[ti] = mv.data() + ti * n_pad;
     }
     const hn::RebindToSigned<DF> di;
+    const auto iota = hn::Iota(di, 0);
     const VF vscale = hn::Set(df, a.scale), vneg = hn::Set(df, NEG);
     VF vmax[kMaxRun];
     for (int64_t r = 0; r < R; ++r) vmax[r] = vneg;
     alignas(64) float xs[16];
-    float* kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ktb.data()) + 63) & ~uintptr_t{63});
+    float* ktl = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ktb.data()) + 63) & ~uintptr_t{63});
     for (int64_t b0 = 0; b0 < n_vis; b0 += N) {
       const int64_t nk = std::min<int64_t>(N, n_vis - b0);
-      // The block's key rows, 16 dimensions at a time, transposed into kt (missing keys are zeros).
-      for (int64_t i = 0; i < nk && b0 + i + kAhead < n_vis; ++i)  // the cache streams from memory at long contexts
-        PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i + kAhead)]) * a.n_head_kv + hk) * a.head_dim_k,
-                          a.head_dim_k);
-      for (int64_t c = 0; c < a.head_dim_k; c += N) {
-        __m512 rows[16];
-        for (int64_t i = 0; i < N; ++i)
-          rows[i] = i < nk ? LoadRow<kF16>(a.k, (static_cast<int64_t>(vis[static_cast<size_t>(b0 + i)]) * a.n_head_kv + hk) * a.head_dim_k + c).raw
-                           : _mm512_setzero_ps();
-        Transpose16x16(rows);
-        for (int64_t i = 0; i < N; ++i) _mm512_store_ps(kt + (c + i) * N, rows[i]);
+      const float* kt = ktl;
+      if (kt_shared != nullptr) {
+        kt = kt_shared + (b0 / N) * a.head_dim_k * N;
+      } else {
+        for (int64_t i = 0; i < nk && b0 + i + kAhead < n_vis; ++i)  // the cache streams from memory at long contexts
+          PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vl[b0 + i + kAhead]) * a.n_head_kv + hk) * a.head_dim_k, a.head_dim_k);
+        TransposeBlock<kF16>(a, vl, b0, nk, hk, ktl);
       }
       VF dots[kMaxRun];
       {
         __m512 raw[kMaxRun];
-        // Rows in groups of up to 4 (16 accumulators in registers); a row's arithmetic is the same in any group.
-        int64_t r = 0;
-        for (; r + 4 <= R; r += 4) DotsT<4>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r);
-        switch (R - r) {
-          case 3: DotsT<3>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r); break;
-          case 2: DotsT<2>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r); break;
-          case 1: DotsT<1>(kt, q + r * a.head_dim_k, a.head_dim_k, raw + r); break;
-          default: break;
-        }
+        DotsTQ<R>(kt, q, a.head_dim_k, raw);
         for (int64_t rr = 0; rr < R; ++rr) dots[rr] = VF{raw[rr]};
       }
       const auto valid = hn::FirstN(df, static_cast<size_t>(nk));
@@ -277,14 +307,14 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
         } else {
           x = hn::Mul(x, vscale);
         }
-        x = hn::Add(x, hn::LoadU(df, mv.data() + (r / nh) * n_pad + b0));
+        x = hn::Add(x, hn::MaskedLoad(valid, df, mrow[r / nh] + b0));
         float* sr = sbuf.data() + r * n_pad;
         int32_t* ir = ibuf.data() + r * n_pad;
         hn::StoreU(hn::Zero(df), df, pbuf.data() + r * n_pad + b0);  // keys in the list get theirs below
         if (m[r] == b0 && hn::AllFalse(df, hn::And(hn::Eq(x, vneg), valid))) {
           // The usual case: every key so far is in the head's list, so the list is the visible keys.
           hn::StoreU(x, df, sr + b0);
-          hn::StoreU(hn::Iota(di, static_cast<int32_t>(b0)), di, ir + b0);
+          hn::StoreU(hn::Add(iota, hn::Set(di, static_cast<int32_t>(b0))), di, ir + b0);
           vmax[r] = hn::Max(vmax[r], hn::IfThenElse(valid, x, vneg));
           m[r] += nk;
           continue;
@@ -344,9 +374,11 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
       vsum = hn::Add(vsum, e);
     }
     const VF vinv = hn::Set(df, 1.0f / hn::GetLane(hn::SumOfLanes(df, vsum)));
-    // When the head's list is every visible key (the usual case) it is in the shared order already:
-    // write p directly (padding lanes are zeros and n_pad >= m_pad); else scatter through the indices.
-    const bool all = m[r] == n_vis;
+    // When the head's list is the first m[r] listed keys (every listed key, or a prefix of them: the
+    // earlier tokens of a causal pass) it is in the shared order already: write p directly (padding
+    // lanes are zeros, the keys after them were zeroed with the scores, n_pad >= m_pad); else
+    // scatter through the indices.
+    const bool all = ibuf[static_cast<size_t>(r * n_pad + m[r] - 1)] == m[r] - 1;
     float* dst = all ? p : s;
     for (int64_t j = 0; j < m_pad; j += N) {
       hn::StoreU(hn::Mul(hn::LoadU(df, s + j), vinv), df, dst + j);
@@ -363,53 +395,75 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh) {
   for (int64_t d0 = 0; d0 < a.head_dim_v; d0 += nv_max * N) {
     const int64_t nv = std::min<int64_t>(nv_max, (a.head_dim_v - d0) / N);
     switch (nv) {
-      case 1: VRows<kF16, R, 1>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 2: VRows<kF16, R, 2>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 3: VRows<kF16, R, 3>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 4: VRows<kF16, R, 4>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 5: VRows<kF16, R, 5>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 6: VRows<kF16, R, 6>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      case 7: VRows<kF16, R, 7>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
-      default: VRows<kF16, R, 8>(a, t0, h0, nh, hk, d0, vis.data(), n_vis, pbuf.data(), n_pad); break;
+      case 1: VRows<kF16, R, 1>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      case 2: VRows<kF16, R, 2>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      case 3: VRows<kF16, R, 3>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      case 4: VRows<kF16, R, 4>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      case 5: VRows<kF16, R, 5>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      case 6: VRows<kF16, R, 6>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      case 7: VRows<kF16, R, 7>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
+      default: VRows<kF16, R, 8>(a, t0, h0, nh, hk, d0, vl, n_vis, pbuf.data(), n_pad); break;
     }
   }
 }
 
 template <bool kF16>
-void RunHeads(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, int64_t R) {
+void RunHeads(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, int64_t R, const AttentionShared* sh) {
   switch (R) {
-    case 1: return RunHeadsR<kF16, 1>(a, t0, h0, nh);
-    case 2: return RunHeadsR<kF16, 2>(a, t0, h0, nh);
-    case 3: return RunHeadsR<kF16, 3>(a, t0, h0, nh);
-    case 4: return RunHeadsR<kF16, 4>(a, t0, h0, nh);
-    case 5: return RunHeadsR<kF16, 5>(a, t0, h0, nh);
-    case 6: return RunHeadsR<kF16, 6>(a, t0, h0, nh);
-    case 7: return RunHeadsR<kF16, 7>(a, t0, h0, nh);
-    default: return RunHeadsR<kF16, kMaxRun>(a, t0, h0, nh);
+    case 1: return RunHeadsR<kF16, 1>(a, t0, h0, nh, sh);
+    case 2: return RunHeadsR<kF16, 2>(a, t0, h0, nh, sh);
+    case 3: return RunHeadsR<kF16, 3>(a, t0, h0, nh, sh);
+    case 4: return RunHeadsR<kF16, 4>(a, t0, h0, nh, sh);
+    case 5: return RunHeadsR<kF16, 5>(a, t0, h0, nh, sh);
+    case 6: return RunHeadsR<kF16, 6>(a, t0, h0, nh, sh);
+    case 7: return RunHeadsR<kF16, 7>(a, t0, h0, nh, sh);
+    default: return RunHeadsR<kF16, kMaxRun>(a, t0, h0, nh, sh);
   }
 }
 
 // Runs of query heads sharing a key/value head (at most kMaxRun), with as many tokens together as
 // fit in kMaxRun rows.
 template <bool kF16>
-void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1) {
+void Rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1, const AttentionShared* sh) {
   for (int64_t h = h0; h < h1;) {
     int64_t nh = 1;
     while (h + nh < h1 && nh < kMaxRun && a.kv_head(h + nh) == a.kv_head(h)) ++nh;
     const int64_t tt = std::max<int64_t>(1, kMaxRun / nh);
     for (int64_t t = t0; t < t1; t += tt) {
       const int64_t n = std::min(tt, t1 - t);
-      RunHeads<kF16>(a, t, h, nh, n * nh);
+      RunHeads<kF16>(a, t, h, nh, n * nh, sh);
     }
     h += nh;
   }
 }
 
-void AttentionRows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1) {
+void AttentionRows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1, const AttentionShared* sh) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
   if (a.head_dim_k % N != 0 || a.head_dim_v % N != 0) return ref::attention_rows(a, t0, t1, h0, h1);
-  if (a.kv_dtype == KvDType::F16) Rows<true>(a, t0, t1, h0, h1);
-  else Rows<false>(a, t0, t1, h0, h1);
+  if (a.kv_dtype == KvDType::F16) Rows<true>(a, t0, t1, h0, h1, sh);
+  else Rows<false>(a, t0, t1, h0, h1, sh);
+}
+
+int64_t KeyBlock() {
+#if HWY_TARGET <= HWY_AVX3
+  return hn::Lanes(DF()) == 16 ? 16 : 0;
+#else
+  return 0;
+#endif
+}
+
+void TransposeKeys(const AttentionArgs& a, AttentionShared& s, int64_t kvh, int64_t b0, int64_t b1) {
+#if HWY_TARGET <= HWY_AVX3
+  if (s.block != 16 || hn::Lanes(DF()) != 16) return;
+  const int64_t n = static_cast<int64_t>(s.vis.size()), D = a.head_dim_k;
+  for (int64_t b = b0; b < b1; ++b) {
+    float* kt = s.kt + (kvh * s.n_blocks + b) * D * 16;
+    if (a.kv_dtype == KvDType::F16) TransposeBlock<true>(a, s.vis.data(), b * 16, std::min<int64_t>(16, n - b * 16), kvh, kt);
+    else TransposeBlock<false>(a, s.vis.data(), b * 16, std::min<int64_t>(16, n - b * 16), kvh, kt);
+  }
+#else
+  (void)a, (void)s, (void)kvh, (void)b0, (void)b1;
+#endif
 }
 
 #endif  // HWY_TARGET == HWY_SCALAR
@@ -419,10 +473,56 @@ void AttentionRows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, i
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <algorithm>
 namespace specula::cpu {
+namespace {
+std::vector<uint8_t>& tl_seen() {
+  thread_local std::vector<uint8_t> v;
+  return v;
+}
+}  // namespace
 HWY_EXPORT(AttentionRows);
-void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1) {
-  HWY_DYNAMIC_DISPATCH(AttentionRows)(a, t0, t1, h0, h1);
+HWY_EXPORT(KeyBlock);
+HWY_EXPORT(TransposeKeys);
+void attention_rows(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t h0, int64_t h1, const AttentionShared* s) {
+  HWY_DYNAMIC_DISPATCH(AttentionRows)(a, t0, t1, h0, h1, s);
+}
+int64_t attention_key_block() { return HWY_DYNAMIC_DISPATCH(KeyBlock)(); }
+void attention_transpose_keys(const AttentionArgs& a, AttentionShared& s, int64_t kvh, int64_t b0, int64_t b1) {
+  HWY_DYNAMIC_DISPATCH(TransposeKeys)(a, s, kvh, b0, b1);
+}
+
+void attention_list_keys(const AttentionArgs& a, int64_t block, AttentionShared& s) {
+  constexpr float NEG = -std::numeric_limits<float>::infinity();
+  const int64_t T = a.n_tokens, n = a.n_kv;
+  std::vector<uint8_t>& seen = tl_seen();
+  seen.assign(static_cast<size_t>(n), 0);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* m = a.mask + t * n;
+    for (int64_t j = 0; j < n; ++j) seen[static_cast<size_t>(j)] |= static_cast<uint8_t>(m[j] != NEG);
+  }
+  s.vis.clear();
+  for (int64_t j = 0; j < n; ++j)
+    if (seen[static_cast<size_t>(j)]) s.vis.push_back(static_cast<int32_t>(j));
+  const int64_t nv = static_cast<int64_t>(s.vis.size());
+  s.identity = nv == n;
+  s.last.assign(static_cast<size_t>(T), 0);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* m = a.mask + t * n;
+    int64_t j = n - 1;
+    while (j >= 0 && m[j] == NEG) --j;
+    if (j < 0) continue;
+    s.last[static_cast<size_t>(t)] = s.identity ? static_cast<int32_t>(j + 1)
+        : static_cast<int32_t>(std::lower_bound(s.vis.begin(), s.vis.end(), static_cast<int32_t>(j)) - s.vis.begin() + 1);
+  }
+  s.block = block;
+  s.n_blocks = block > 0 ? (nv + block - 1) / block : 0;
+  s.kt = nullptr;
+  if (block > 0) {
+    const size_t need = static_cast<size_t>(a.n_head_kv * s.n_blocks * a.head_dim_k * block) + 16;
+    if (s.storage.size() < need) s.storage.resize(need);
+    s.kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(s.storage.data()) + 63) & ~uintptr_t{63});
+  }
 }
 }  // namespace specula::cpu
 #endif
