@@ -64,7 +64,7 @@ void BM_Attention(benchmark::State& st) {
 }
 BENCHMARK(BM_Attention<false>)
     ->Args({256, 1, 0})->Args({256, 8, 0})->Args({512, 64, 0})->Args({1536, 1, 0})->Args({1536, 5, 0})
-    ->Args({1536, 9, 1})->Args({1536, 256, 1})
+    ->Args({1536, 2, 1})->Args({1536, 3, 1})->Args({1536, 5, 1})->Args({1536, 9, 1})->Args({1536, 256, 1})
     ->Name("ops::attention[9h/3kv,64]");
 BENCHMARK(BM_Attention<true>)->Args({256, 1, 0})->Args({256, 8, 0})->Name("ref::attention[9h/3kv,64]");
 

@@ -193,5 +193,50 @@ TEST(AttentionHwy, HeadGroupingDoesNotChangeResults) {
   }
 }
 
+// Passes of several tokens list their visible keys once and (AVX-512) transpose the key rows once per
+// key/value head for all tasks (cpu::AttentionShared). Every row must come out bit-identical to the
+// same row computed alone, without the shared keys: causal passes (the list is every slot, blocks cut
+// short at each task's last key), tree-style masks (keys no token sees are left out of the list),
+// f16 and f32 caches, soft-capping, a head size of 256, and a fully masked token.
+TEST(AttentionHwy, SharedKeysDoNotChangeResults) {
+  simd_test::TargetGuard guard;
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    const Case cases[] = {{9, 9, 3, 64, 70, KvDType::F16, 0.f}, {20, 9, 3, 64, 53, KvDType::F32, 0.f},
+                          {6, 4, 1, 256, 40, KvDType::F16, 30.f}, {7, 4, 2, 64, 37, KvDType::F16, 0.f}};
+    for (const Case& c : cases) {
+      for (bool tree : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "T=" << c.T << " n_kv=" << c.n_kv << " tree=" << tree);
+        Data d = make(c, 31);
+        const int64_t past = c.n_kv - c.T;
+        std::mt19937 g(9);
+        for (int64_t t = 0; t < c.T; ++t)
+          for (int64_t j = 0; j < c.n_kv; ++j) {
+            bool ok = j < past || j - past <= t;
+            if (tree && (j % 5 == 2 || (j >= past && g() % 2 == 0 && j - past != t))) ok = false;
+            if (tree && t == 2) ok = false;  // a fully masked token
+            d.mask[static_cast<size_t>(t * c.n_kv + j)] = ok ? 0.f : NEG;
+          }
+        std::vector<float> alone, shared, front;
+        AttentionArgs a = args(c, d, alone);
+        for (int64_t t = 0; t < c.T; ++t)
+          for (int64_t h = 0; h < c.nh; ++h) cpu::attention_rows(a, t, t + 1, h, h + 1);
+        cpu::AttentionShared sh;
+        cpu::attention_list_keys(a, cpu::attention_key_block(), sh);
+        for (int64_t kvh = 0; kvh < c.nkv; ++kvh) cpu::attention_transpose_keys(a, sh, kvh, 0, sh.n_blocks);
+        AttentionArgs b = args(c, d, shared);
+        cpu::attention_rows(b, 0, c.T, 0, c.nh, &sh);
+        ASSERT_EQ(alone, shared);
+        ops::attention(args(c, d, front));  // the front door shares the keys across its tasks
+        ASSERT_EQ(alone, front);
+        std::vector<float> want;
+        ref::attention(args(c, d, want));
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(shared[i], want[i], 1e-4) << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace specula
