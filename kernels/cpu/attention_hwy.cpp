@@ -7,6 +7,7 @@
 
 #ifndef SPECULA_ATTENTION_HWY_SHARED
 #define SPECULA_ATTENTION_HWY_SHARED
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -240,8 +241,9 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, const
   const int32_t* vl = vis.data();  // the listed keys' slots
 #if HWY_TARGET <= HWY_AVX3
   if (N == 16) {
-    // The visible keys are listed first, then taken 16 at a time: the block's key rows are loaded
-    // (converted from f16) and transposed once for all R rows, and each row's 16 scores accumulate
+    // The visible keys are listed first (by the task, or once for the pass in `sh`), then taken 16 at
+    // a time: the block's key rows are loaded (converted from f16) and transposed once for all R rows
+    // (or once for the pass, read from sh->kt), and each row's 16 scores accumulate
     // lane-wise (DotsTQ): no horizontal reduction per key, and the transpose is shared by the rows.
     // (This replaced per-key dot products summed 16 at a time by a shuffle tree: 1536 keys x 5 tokens
     // 143 -> 111 us, 1 token 40 -> 35 us, with the direct softmax store below.)
@@ -473,14 +475,7 @@ void TransposeKeys(const AttentionArgs& a, AttentionShared& s, int64_t kvh, int6
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <algorithm>
 namespace specula::cpu {
-namespace {
-std::vector<uint8_t>& tl_seen() {
-  thread_local std::vector<uint8_t> v;
-  return v;
-}
-}  // namespace
 HWY_EXPORT(AttentionRows);
 HWY_EXPORT(KeyBlock);
 HWY_EXPORT(TransposeKeys);
@@ -495,7 +490,7 @@ void attention_transpose_keys(const AttentionArgs& a, AttentionShared& s, int64_
 void attention_list_keys(const AttentionArgs& a, int64_t block, AttentionShared& s) {
   constexpr float NEG = -std::numeric_limits<float>::infinity();
   const int64_t T = a.n_tokens, n = a.n_kv;
-  std::vector<uint8_t>& seen = tl_seen();
+  thread_local std::vector<uint8_t> seen;  // per slot: some token sees it
   seen.assign(static_cast<size_t>(n), 0);
   for (int64_t t = 0; t < T; ++t) {
     const float* m = a.mask + t * n;
