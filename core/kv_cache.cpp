@@ -5,12 +5,14 @@
 #include "core/device_backend.h"
 #include "core/error.h"
 #include "core/model_config.h"
+#include "kernels/cpu/attention_hwy.h"
+#include "kernels/cpu/quant_hwy.h"
 
 namespace specula {
 
 KvCache::KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::unique_ptr<KvDeviceStore> dev)
     : capacity_(capacity), k_row_(cfg.n_head_kv * cfg.head_dim_k), v_row_(cfg.n_head_kv * cfg.head_dim_v), dtype_(dtype),
-      dev_(std::move(dev)) {
+      head_dim_k_(cfg.head_dim_k), n_head_kv_(cfg.n_head_kv), dev_(std::move(dev)) {
   if (capacity <= 0) fail("context length must be > 0, got {}", capacity);
   if (!dev_) {  // host storage; a device store holds its own
     const int64_t eb = elem_bytes();
@@ -20,12 +22,19 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::u
       k_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * k_row_ * eb));
       v_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * v_row_ * eb));
     }
+    // The transposed copy of the keys, where this CPU's attention kernel reads one (AVX-512 targets).
+    if (cpu::attention_key_block() == kKeyBlock) {
+      kt_blocks_ = (capacity + kKeyBlock - 1) / kKeyBlock;
+      kt_.resize(static_cast<size_t>(cfg.n_layer));
+      for (auto& b : kt_) b.resize(static_cast<size_t>(n_head_kv_ * kt_blocks_ * head_dim_k_ * kKeyBlock * eb));
+    }
   }
   pos_.assign(static_cast<size_t>(capacity), 0);
 }
 
 KvCache::KvCache(const KvCache& o)
-    : n_(o.n_), capacity_(o.capacity_), k_row_(o.k_row_), v_row_(o.v_row_), dtype_(o.dtype_), k_(o.k_), v_(o.v_), pos_(o.pos_),
+    : n_(o.n_), capacity_(o.capacity_), k_row_(o.k_row_), v_row_(o.v_row_), dtype_(o.dtype_), k_(o.k_), v_(o.v_), kt_(o.kt_),
+      kt_blocks_(o.kt_blocks_), head_dim_k_(o.head_dim_k_), n_head_kv_(o.n_head_kv_), pos_(o.pos_),
       dev_(o.dev_ ? o.dev_->clone() : nullptr) {}
 KvCache& KvCache::operator=(const KvCache& o) {
   if (this != &o) {
@@ -48,9 +57,38 @@ void KvCache::move_slot(int64_t src, int64_t dst) {
     for (size_t l = 0; l < k_.size(); ++l) {
       std::memmove(k_[l].data() + dst * kb, k_[l].data() + src * kb, static_cast<size_t>(kb));
       std::memmove(v_[l].data() + dst * vb, v_[l].data() + src * vb, static_cast<size_t>(vb));
+      if (!kt_.empty()) mirror_slots(static_cast<int64_t>(l), dst, 1);
     }
   }
   pos_[static_cast<size_t>(dst)] = pos_[static_cast<size_t>(src)];
+}
+
+void KvCache::write_keys(int64_t layer, int64_t slot, int64_t T, const float* k) {
+  if (dev_) fail("KvCache::write_keys: a device cache holds its keys on the device");
+  if (slot < 0 || T < 0 || slot + T > capacity_)
+    fail("KvCache::write_keys: slots [{}, {}) out of range: capacity {}", slot, slot + T, capacity_);
+  const DType cdt = dtype_ == KvDType::F16 ? DType::F16 : DType::F32;
+  cpu::quantize_row(cdt, k, k_[static_cast<size_t>(layer)].data() + slot * k_row_ * elem_bytes(), T * k_row_);
+  if (!kt_.empty()) mirror_slots(layer, slot, T);
+}
+
+// Copies the key rows of slots [slot, slot + T) of layer l into their lanes of the transposed copy
+// (element bytes as stored: the copy holds exactly the cached values).
+void KvCache::mirror_slots(int64_t layer, int64_t slot, int64_t T) {
+  const auto copy = [&](auto tag) {
+    using E = decltype(tag);
+    const E* src = reinterpret_cast<const E*>(k_[static_cast<size_t>(layer)].data());
+    E* dst = reinterpret_cast<E*>(kt_[static_cast<size_t>(layer)].data());
+    const int64_t D = head_dim_k_, B = kKeyBlock;
+    for (int64_t s = slot; s < slot + T; ++s)
+      for (int64_t h = 0; h < n_head_kv_; ++h) {
+        const E* row = src + (s * n_head_kv_ + h) * D;
+        E* col = dst + ((h * kt_blocks_ + s / B) * D) * B + s % B;
+        for (int64_t d = 0; d < D; ++d) col[d * B] = row[d];
+      }
+  };
+  if (elem_bytes() == 2) copy(uint16_t{});
+  else copy(uint32_t{});
 }
 
 void KvCache::truncate(int64_t n) {

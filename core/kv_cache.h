@@ -33,6 +33,19 @@ class KvCache {
   // Raw storage of layer l: [capacity][n_head_kv][head_dim] in dtype(). Host caches only.
   void* k(int64_t layer) { return k_[static_cast<size_t>(layer)].data(); }
   void* v(int64_t layer) { return v_[static_cast<size_t>(layer)].data(); }
+  // Keys of layer l again, transposed in blocks of kKeyBlock slots for the attention kernels' score
+  // loop: [n_head_kv][key_blocks()][head_dim_k][kKeyBlock] in dtype(), element [h][s / 16][d][s % 16]
+  // = key d of head h at slot s. Kept in step with k() by write_keys() and move_slot(); null where the
+  // CPU's attention kernel does not use it (key_blocks() == 0) and for device caches. Lanes of slots
+  // not yet written hold stale or zero values, which the kernel never reads into a result.
+  static constexpr int64_t kKeyBlock = 16;
+  const void* k_transposed(int64_t layer) const {
+    return kt_.empty() ? nullptr : kt_[static_cast<size_t>(layer)].data();
+  }
+  int64_t key_blocks() const { return kt_.empty() ? 0 : kt_blocks_; }
+  // Stores T rows of keys (floats [T][n_head_kv][head_dim_k]) of layer l at slots [slot, slot + T):
+  // into k(l) in dtype(), and into the transposed copy.
+  void write_keys(int64_t layer, int64_t slot, int64_t T, const float* k);
   // The device store of a device cache, else null.
   KvDeviceStore* device_store() const { return dev_.get(); }
   // Copies slot src's keys/values (every layer) and position to slot dst (host or device).
@@ -48,7 +61,10 @@ class KvCache {
  private:
   int64_t n_ = 0, capacity_ = 0, k_row_ = 0, v_row_ = 0;
   KvDType dtype_ = KvDType::F16;
+  void mirror_slots(int64_t layer, int64_t slot, int64_t T);  // k(l) rows -> kt_ columns
   std::vector<std::vector<uint8_t>> k_, v_;
+  std::vector<std::vector<uint8_t>> kt_;  // transposed keys (see k_transposed)
+  int64_t kt_blocks_ = 0, head_dim_k_ = 0, n_head_kv_ = 0;
   std::vector<int32_t> pos_;
   std::unique_ptr<KvDeviceStore> dev_;
 };

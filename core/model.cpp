@@ -565,10 +565,9 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     if (q_prescale != 1.f)
       for (int64_t i = 0; i < T * nq * hdk; ++i) S.q[static_cast<size_t>(i)] *= q_prescale;
     // Append k, v to the cache.
-    auto* kc = static_cast<uint8_t*>(cache.k(l)) + n_past * nkv * hdk * eb;
+    cache.write_keys(l, n_past, T, S.k.data());
     auto* vc = static_cast<uint8_t*>(cache.v(l)) + n_past * nkv * hdv * eb;
     const DType cdt = cache.dtype() == KvDType::F16 ? DType::F16 : DType::F32;
-    cpu::quantize_row(cdt, S.k.data(), kc, T * nkv * hdk);
     cpu::quantize_row(cdt, S.v.data(), vc, T * nkv * hdv);
     if (mask_kind != static_cast<int>(swa)) {
       build_mask(swa);
@@ -584,6 +583,8 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
     a.q = S.q.data();
     a.kv_dtype = cache.dtype();
     a.k = cache.k(l);
+    a.k_transposed = cache.k_transposed(l);
+    a.k_blocks = cache.key_blocks();
     a.v = cache.v(l);
     a.mask = S.mask.data();
     a.scale = attn_scale;

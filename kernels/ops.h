@@ -76,6 +76,12 @@ struct AttentionArgs {
   KvDType kv_dtype = KvDType::F32;
   const void* k = nullptr;  // [n_kv][n_head_kv][head_dim_k] in kv_dtype
   const void* v = nullptr;  // [n_kv][n_head_kv][head_dim_v] in kv_dtype
+  // Optional: the same keys transposed in blocks of 16 slots (KvCache::k_transposed):
+  // [n_head_kv][k_blocks][head_dim_k][16] in kv_dtype. Where set, the AVX-512 kernel reads the blocks
+  // of consecutive visible slots from it instead of transposing key rows per pass (same values, same
+  // arithmetic: bit-identical results).
+  const void* k_transposed = nullptr;
+  int64_t k_blocks = 0;
   const float* mask = nullptr;  // [T][n_kv] additive (0 or -inf); required
   float scale = 1.f;        // applied to q·k
   float softcap = 0.f;      // >0: s = softcap * tanh(s / softcap) before the mask

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/attention_hwy.h"
@@ -104,14 +105,18 @@ HWY_INLINE void TransposeBlock(const AttentionArgs& a, const int32_t* vis, int64
 // quarter of the head dimension, summed ((a0 + a1) + (a2 + a3))): batch invariance. The quarters run
 // one after another for all rows, so each key vector is loaded once for every row (this replaced
 // four quarters at once for groups of up to 4 rows, which reloaded the key vectors per group).
-template <int64_t RS>
-HWY_INLINE void DotsTQ(const float* kt, const float* q, int64_t D, __m512* out) {
+// E: the element type of kt (float; or hwy::float16_t for an f16 cache's transposed copy, converted
+// exactly to float on load, so the products are the same).
+template <int64_t RS, class E = float>
+HWY_INLINE void DotsTQ(const E* kt, const float* q, int64_t D, __m512* out) {
   const int64_t Q = D / 4;
   __m512 acc[RS], half[RS];
   for (int c = 0; c < 4; ++c) {
     for (int64_t r = 0; r < RS; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t d = c * Q; d < (c + 1) * Q; ++d) {
-      const __m512 k = _mm512_load_ps(kt + d * 16);
+      __m512 k;
+      if constexpr (std::is_same_v<E, float>) k = _mm512_loadu_ps(kt + d * 16);
+      else k = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kt + d * 16)));
       for (int64_t r = 0; r < RS; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * D + d]), k, acc[r]);
     }
     for (int64_t r = 0; r < RS; ++r) {
@@ -120,6 +125,12 @@ HWY_INLINE void DotsTQ(const float* kt, const float* q, int64_t D, __m512* out) 
       else out[r] = _mm512_add_ps(out[r], _mm512_add_ps(half[r], acc[r]));
     }
   }
+}
+
+// List entries b0 .. b0 + nk - 1 are the slots b0 .. b0 + nk - 1 (the list is in increasing slot
+// order, so the two ends decide), i.e. one block of a cache's transposed keys (b0 a multiple of 16).
+HWY_INLINE bool KeysInPlace(const int32_t* vl, int64_t b0, int64_t nk) {
+  return vl[b0] == b0 && vl[b0 + nk - 1] == b0 + nk - 1;
 }
 #endif
 
@@ -283,22 +294,28 @@ void RunHeadsR(const AttentionArgs& a, int64_t t0, int64_t h0, int64_t nh, const
     for (int64_t r = 0; r < R; ++r) vmax[r] = vneg;
     alignas(64) float xs[16];
     float* ktl = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ktb.data()) + 63) & ~uintptr_t{63});
+    using E = std::conditional_t<kF16, hwy::float16_t, float>;
+    const E* kt_cache = a.k_transposed == nullptr ? nullptr
+        : static_cast<const E*>(a.k_transposed) + hk * a.k_blocks * a.head_dim_k * N;
     for (int64_t b0 = 0; b0 < n_vis; b0 += N) {
       const int64_t nk = std::min<int64_t>(N, n_vis - b0);
-      const float* kt = ktl;
-      if (kt_shared != nullptr) {
-        kt = kt_shared + (b0 / N) * a.head_dim_k * N;
+      __m512 raw[kMaxRun];
+      if (kt_cache != nullptr && KeysInPlace(vl, b0, nk)) {
+        // Slots b0 .. b0 + nk - 1: the cache's own transposed block (lanes past nk are never used).
+        DotsTQ<R>(kt_cache + (b0 / N) * a.head_dim_k * N, q, a.head_dim_k, raw);
       } else {
-        for (int64_t i = 0; i < nk && b0 + i + kAhead < n_vis; ++i)  // the cache streams from memory at long contexts
-          PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vl[b0 + i + kAhead]) * a.n_head_kv + hk) * a.head_dim_k, a.head_dim_k);
-        TransposeBlock<kF16>(a, vl, b0, nk, hk, ktl);
+        const float* kt = ktl;
+        if (kt_shared != nullptr) {
+          kt = kt_shared + (b0 / N) * a.head_dim_k * N;
+        } else {
+          for (int64_t i = 0; i < nk && b0 + i + kAhead < n_vis; ++i)  // the cache streams from memory at long contexts
+            PrefetchRow<kF16>(a.k, (static_cast<int64_t>(vl[b0 + i + kAhead]) * a.n_head_kv + hk) * a.head_dim_k, a.head_dim_k);
+          TransposeBlock<kF16>(a, vl, b0, nk, hk, ktl);
+        }
+        DotsTQ<R>(kt, q, a.head_dim_k, raw);
       }
       VF dots[kMaxRun];
-      {
-        __m512 raw[kMaxRun];
-        DotsTQ<R>(kt, q, a.head_dim_k, raw);
-        for (int64_t rr = 0; rr < R; ++rr) dots[rr] = VF{raw[rr]};
-      }
+      for (int64_t rr = 0; rr < R; ++rr) dots[rr] = VF{raw[rr]};
       const auto valid = hn::FirstN(df, static_cast<size_t>(nk));
       for (int64_t r = 0; r < R; ++r) {
         VF x = dots[r];
@@ -459,6 +476,8 @@ void TransposeKeys(const AttentionArgs& a, AttentionShared& s, int64_t kvh, int6
   if (s.block != 16 || hn::Lanes(DF()) != 16) return;
   const int64_t n = static_cast<int64_t>(s.vis.size()), D = a.head_dim_k;
   for (int64_t b = b0; b < b1; ++b) {
+    if (a.k_transposed != nullptr && KeysInPlace(s.vis.data(), b * 16, std::min<int64_t>(16, n - b * 16)))
+      continue;  // the tasks read the cache's own transposed block
     float* kt = s.kt + (kvh * s.n_blocks + b) * D * 16;
     if (a.kv_dtype == KvDType::F16) TransposeBlock<true>(a, s.vis.data(), b * 16, std::min<int64_t>(16, n - b * 16), kvh, kt);
     else TransposeBlock<false>(a, s.vis.data(), b * 16, std::min<int64_t>(16, n - b * 16), kvh, kt);

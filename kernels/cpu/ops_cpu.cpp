@@ -283,8 +283,10 @@ void attention(const AttentionArgs& a) {
   if (n_chunks > 1) {
     if (const int64_t block = cpu::attention_key_block(); block > 0) {
       cpu::attention_list_keys(a, block, sh);
-      const int64_t nb = sh.n_blocks, units = a.n_head_kv * nb;
-      cpu::pool().parallel_for(units, [&](int64_t b, int64_t e, int) {
+      // With the cache's transposed keys, blocks of consecutive slots need no transposition (all of
+      // them in a causal pass); the others (tree masks, sliding windows) are transposed here.
+      const int64_t nb = sh.n_blocks, units = sh.identity && a.k_transposed != nullptr ? 0 : a.n_head_kv * nb;
+      if (units > 0) cpu::pool().parallel_for(units, [&](int64_t b, int64_t e, int) {
         for (int64_t u = b; u < e;) {
           const int64_t kvh = u / nb, b0 = u % nb, b1 = std::min(nb, b0 + (e - u));
           cpu::attention_transpose_keys(a, sh, kvh, b0, b1);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -233,6 +234,62 @@ TEST(AttentionHwy, SharedKeysDoNotChangeResults) {
         std::vector<float> want;
         ref::attention(args(c, d, want));
         for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(shared[i], want[i], 1e-4) << i;
+      }
+    }
+  }
+}
+
+// The cache's transposed copy of the keys (AttentionArgs::k_transposed, KvCache::k_transposed): blocks
+// of consecutive visible slots are read from it instead of being transposed per pass. Rows must come
+// out bit-identical to the same rows without it, alone or in passes (causal: every block from the
+// copy; tree masks: a mix), and the lanes of slots past n_kv (stale in a real cache: NaN here) must
+// never reach a result. Also a sliding-window-style mask whose visible keys start past slot 0, which
+// leaves no block in place.
+TEST(AttentionHwy, TransposedCacheKeysDoNotChangeResults) {
+  simd_test::TargetGuard guard;
+  for (int64_t target : simd_test::all_targets()) {
+    cpu::force_simd_target(target);
+    SCOPED_TRACE(cpu::simd_target_name(target));
+    const Case cases[] = {{9, 9, 3, 64, 70, KvDType::F16, 0.f}, {1, 9, 3, 64, 53, KvDType::F32, 0.f},
+                          {6, 4, 1, 256, 40, KvDType::F16, 30.f}, {1, 4, 2, 64, 37, KvDType::F16, 0.f},
+                          {8, 9, 3, 64, 130, KvDType::F32, 0.f}};
+    for (const Case& c : cases) {
+      for (int kind = 0; kind < 3; ++kind) {  // causal, tree, window
+        SCOPED_TRACE(testing::Message() << "T=" << c.T << " n_kv=" << c.n_kv << " kind=" << kind);
+        Data d = make(c, 37);
+        const int64_t past = c.n_kv - c.T;
+        std::mt19937 g(11);
+        for (int64_t t = 0; t < c.T; ++t)
+          for (int64_t j = 0; j < c.n_kv; ++j) {
+            bool ok = j < past || j - past <= t;
+            if (kind == 1 && j >= past && g() % 2 == 0 && j - past != t) ok = false;
+            if (kind == 2 && j < 5 + t) ok = false;
+            d.mask[static_cast<size_t>(t * c.n_kv + j)] = ok ? 0.f : NEG;
+          }
+        // The transposed copy, with room for 16 more slots whose lanes hold NaN.
+        const int64_t B = 16, nb = (c.n_kv + B) / B + 1, eb = c.kv == KvDType::F16 ? 2 : 4;
+        std::vector<uint8_t> kt(static_cast<size_t>(c.nkv * nb * c.hd * B * eb), 0xFF);
+        const auto* src = static_cast<const uint8_t*>(c.kv == KvDType::F16 ? static_cast<const void*>(d.k16.data()) : d.k32.data());
+        for (int64_t sl = 0; sl < c.n_kv; ++sl)
+          for (int64_t h = 0; h < c.nkv; ++h)
+            for (int64_t e = 0; e < c.hd; ++e)
+              std::memcpy(kt.data() + ((((h * nb + sl / B) * c.hd + e) * B) + sl % B) * eb,
+                          src + ((sl * c.nkv + h) * c.hd + e) * eb, static_cast<size_t>(eb));
+        std::vector<float> alone, alone_kt, front_kt;
+        AttentionArgs a = args(c, d, alone);
+        for (int64_t t = 0; t < c.T; ++t)
+          for (int64_t h = 0; h < c.nh; ++h) cpu::attention_rows(a, t, t + 1, h, h + 1);
+        AttentionArgs b = args(c, d, alone_kt);
+        b.k_transposed = kt.data();
+        b.k_blocks = nb;
+        for (int64_t t = 0; t < c.T; ++t)
+          for (int64_t h = 0; h < c.nh; ++h) cpu::attention_rows(b, t, t + 1, h, h + 1);
+        ASSERT_EQ(alone, alone_kt);
+        AttentionArgs f = args(c, d, front_kt);
+        f.k_transposed = kt.data();
+        f.k_blocks = nb;
+        ops::attention(f);
+        ASSERT_EQ(alone, front_kt);
       }
     }
   }
