@@ -42,7 +42,9 @@ void MatmulArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Matmul<false>)->Apply(MatmulArgs)->Name("ops::matmul[1536x576]");
 BENCHMARK(BM_Matmul<true>)->Apply(MatmulArgs)->Name("ref::matmul[1536x576]");
 
-template <bool kRef>
+// kKt: with the KV cache's transposed copy of the keys (AttentionArgs::k_transposed, as the model passes
+// it on AVX-512 CPUs), so no key rows are transposed in the kernel.
+template <bool kRef, bool kKt = false>
 void BM_Attention(benchmark::State& st) {
   const int64_t n_kv = st.range(0), T = st.range(1), nh = 9, nkv = 3, hd = 64;
   std::vector<float> q(static_cast<size_t>(T * nh * hd), 0.1f), out(q.size());
@@ -56,6 +58,9 @@ void BM_Attention(benchmark::State& st) {
   a.n_tokens = T; a.n_head = nh; a.n_head_kv = nkv; a.head_dim_k = hd; a.head_dim_v = hd; a.n_kv = n_kv;
   a.q = q.data(); a.kv_dtype = KvDType::F16; a.k = k.data(); a.v = v.data(); a.mask = mask.data();
   a.scale = 0.125f; a.out = out.data();
+  const int64_t B = 16, nb = (n_kv + B - 1) / B;
+  std::vector<uint16_t> kt(static_cast<size_t>(nkv * nb * hd * B), ref::fp32_to_fp16(0.2f));
+  if (kKt) a.k_transposed = kt.data(), a.k_blocks = nb;
   for (auto _ : st) {
     if (kRef) ref::attention(a);
     else ops::attention(a);
@@ -66,6 +71,9 @@ BENCHMARK(BM_Attention<false>)
     ->Args({256, 1, 0})->Args({256, 8, 0})->Args({512, 64, 0})->Args({1536, 1, 0})->Args({1536, 5, 0})
     ->Args({1536, 2, 1})->Args({1536, 3, 1})->Args({1536, 5, 1})->Args({1536, 9, 1})->Args({1536, 256, 1})
     ->Name("ops::attention[9h/3kv,64]");
+BENCHMARK(BM_Attention<false, true>)
+    ->Args({256, 1, 0})->Args({1536, 1, 0})->Args({1536, 2, 1})->Args({1536, 5, 1})->Args({1536, 9, 1})->Args({1536, 256, 1})
+    ->Name("ops::attention[9h/3kv,64,cache-transposed-keys]");
 BENCHMARK(BM_Attention<true>)->Args({256, 1, 0})->Args({256, 8, 0})->Name("ref::attention[9h/3kv,64]");
 
 // Gated activations over SmolLM2's MLP width x range(1) tokens; range(0): 0 ref, 1 dispatched (SIMD).

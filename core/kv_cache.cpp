@@ -5,8 +5,6 @@
 #include "core/device_backend.h"
 #include "core/error.h"
 #include "core/model_config.h"
-#include "kernels/cpu/attention_hwy.h"
-#include "kernels/cpu/quant_hwy.h"
 
 namespace specula {
 
@@ -23,7 +21,7 @@ KvCache::KvCache(const ModelConfig& cfg, int64_t capacity, KvDType dtype, std::u
       v_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * v_row_ * eb));
     }
     // The transposed copy of the keys, where this CPU's attention kernel reads one (AVX-512 targets).
-    if (cpu::attention_key_block() == kKeyBlock) {
+    if (ops::attention_key_block() == kKeyBlock) {
       kt_blocks_ = (capacity + kKeyBlock - 1) / kKeyBlock;
       kt_.resize(static_cast<size_t>(cfg.n_layer));
       for (auto& b : kt_) b.resize(static_cast<size_t>(n_head_kv_ * kt_blocks_ * head_dim_k_ * kKeyBlock * eb));
@@ -67,9 +65,15 @@ void KvCache::write_keys(int64_t layer, int64_t slot, int64_t T, const float* k)
   if (dev_) fail("KvCache::write_keys: a device cache holds its keys on the device");
   if (slot < 0 || T < 0 || slot + T > capacity_)
     fail("KvCache::write_keys: slots [{}, {}) out of range: capacity {}", slot, slot + T, capacity_);
-  const DType cdt = dtype_ == KvDType::F16 ? DType::F16 : DType::F32;
-  cpu::quantize_row(cdt, k, k_[static_cast<size_t>(layer)].data() + slot * k_row_ * elem_bytes(), T * k_row_);
+  ops::store_kv(dtype_, k, k_[static_cast<size_t>(layer)].data() + slot * k_row_ * elem_bytes(), T * k_row_);
   if (!kt_.empty()) mirror_slots(layer, slot, T);
+}
+
+void KvCache::write_values(int64_t layer, int64_t slot, int64_t T, const float* v) {
+  if (dev_) fail("KvCache::write_values: a device cache holds its values on the device");
+  if (slot < 0 || T < 0 || slot + T > capacity_)
+    fail("KvCache::write_values: slots [{}, {}) out of range: capacity {}", slot, slot + T, capacity_);
+  ops::store_kv(dtype_, v, v_[static_cast<size_t>(layer)].data() + slot * v_row_ * elem_bytes(), T * v_row_);
 }
 
 // Copies the key rows of slots [slot, slot + T) of layer l into their lanes of the transposed copy

@@ -46,6 +46,8 @@ class KvCache {
   // Stores T rows of keys (floats [T][n_head_kv][head_dim_k]) of layer l at slots [slot, slot + T):
   // into k(l) in dtype(), and into the transposed copy.
   void write_keys(int64_t layer, int64_t slot, int64_t T, const float* k);
+  // Stores T rows of values (floats [T][n_head_kv][head_dim_v]) of layer l at slots [slot, slot + T).
+  void write_values(int64_t layer, int64_t slot, int64_t T, const float* v);
   // The device store of a device cache, else null.
   KvDeviceStore* device_store() const { return dev_.get(); }
   // Copies slot src's keys/values (every layer) and position to slot dst (host or device).

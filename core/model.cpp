@@ -15,7 +15,6 @@
 #include "core/safetensors.h"
 #include "core/sampler.h"
 #include "core/tokenizer.h"
-#include "kernels/cpu/quant_hwy.h"
 #include "kernels/cpu/vec_dot_hwy.h"
 #include "kernels/reference/quant.h"
 
@@ -511,7 +510,6 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
   const float q_prescale = c.arch == Arch::Gemma3 ? c.effective_attn_scale() : 1.f;
   const float attn_scale = c.arch == Arch::Gemma3 ? 1.f : c.effective_attn_scale();
   int mask_kind = -1;  // which mask is currently built: 0 global, 1 swa
-  const int64_t eb = cache.elem_bytes();
 
   LayerHook* hook = plan ? plan->hook : nullptr;
   const uint32_t taps = hook ? hook->taps() : 0;
@@ -566,9 +564,7 @@ void Model::forward(std::span<const Token> tokens, std::span<const Pos> position
       for (int64_t i = 0; i < T * nq * hdk; ++i) S.q[static_cast<size_t>(i)] *= q_prescale;
     // Append k, v to the cache.
     cache.write_keys(l, n_past, T, S.k.data());
-    auto* vc = static_cast<uint8_t*>(cache.v(l)) + n_past * nkv * hdv * eb;
-    const DType cdt = cache.dtype() == KvDType::F16 ? DType::F16 : DType::F32;
-    cpu::quantize_row(cdt, S.v.data(), vc, T * nkv * hdv);
+    cache.write_values(l, n_past, T, S.v.data());
     if (mask_kind != static_cast<int>(swa)) {
       build_mask(swa);
       mask_kind = static_cast<int>(swa);

@@ -146,6 +146,11 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
 // Softmax attention over cache slots with an additive mask.
 void attention(const AttentionArgs& a);
+// Slots per block of the transposed key copy attention() reads on this CPU (AttentionArgs::k_transposed;
+// KvCache keeps one when this is > 0), or 0 where it reads none.
+int64_t attention_key_block();
+// dst[0..n) = x[0..n) as cache elements of type t (f16: rounded to nearest even, as llama.cpp stores them).
+void store_kv(KvDType t, const float* x, void* dst, int64_t n);
 // Top-k selection (Deja Vu's predicted neurons and heads): appends to `out` the indices of the k
 // largest of scores[0..n), ranked by (score descending, index ascending), in ascending index order.
 // k is clamped to [0, n]. -0 and +0 rank equal; +-inf rank as numbers, NaN above every number.

@@ -255,6 +255,11 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
   elementwise(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh_mul(gate + b, up + b, out + b, e - b); });
 }
 
+int64_t attention_key_block() { return cpu::attention_key_block(); }
+void store_kv(KvDType t, const float* x, void* dst, int64_t n) {
+  cpu::quantize_row(t == KvDType::F16 ? DType::F16 : DType::F32, x, dst, n);
+}
+
 void attention(const AttentionArgs& a) {
   // One task per (chunk of tokens, run of G query heads sharing a key/value head), at most
   // kAttentionMaxRows (token, head) rows: each key/value row is loaded once for the task's rows. At

@@ -30,8 +30,8 @@ std::vector<Token> encode(const Model& m, const char* text) { return m.tokenizer
 // Proposes random trees around the known greedy continuation and checks the committed cache each step.
 class CheckingDrafter : public Drafter {
  public:
-  CheckingDrafter(const KvCache& ref, std::vector<Token> ref_tokens, int64_t n_layer, uint64_t seed, bool trees)
-      : ref_(ref), ref_tokens_(std::move(ref_tokens)), n_layer_(n_layer), rng_(seed), trees_(trees) {}
+  CheckingDrafter(const KvCache& ref, std::vector<Token> ref_tokens, int64_t n_layer, int64_t n_head_kv, uint64_t seed, bool trees)
+      : ref_(ref), ref_tokens_(std::move(ref_tokens)), n_layer_(n_layer), n_head_kv_(n_head_kv), rng_(seed), trees_(trees) {}
   std::string describe() const override { return "checking"; }
   bool deterministic() const override { return true; }
   void begin(std::span<const Token>, int64_t) override {}
@@ -50,6 +50,20 @@ class CheckingDrafter : public Drafter {
     for (int64_t l = 0; l < n_layer_; ++l) {
       ASSERT_EQ(std::memcmp(c.k(l), ref.k(l), kb * static_cast<size_t>(n)), 0) << "keys differ, layer " << l << ", " << n << " slots";
       ASSERT_EQ(std::memcmp(c.v(l), ref.v(l), vb * static_cast<size_t>(n)), 0) << "values differ, layer " << l;
+      // The transposed key copy (AVX-512 CPUs) holds the committed keys too: slot s of head h at
+      // [h][s / 16][d][s % 16] (move_slot moves accepted tree nodes into place in it as well).
+      if (const void* kt = c.k_transposed(l); kt != nullptr) {
+        const int64_t B = KvCache::kKeyBlock, nb = c.key_blocks(), eb = c.elem_bytes();
+        const int64_t D = c.k_row_elems() / n_head_kv_;
+        const auto* t = static_cast<const uint8_t*>(kt);
+        const auto* k = static_cast<const uint8_t*>(c.k(l));
+        for (int64_t sl = 0; sl < n; ++sl)
+          for (int64_t h = 0; h < n_head_kv_; ++h)
+            for (int64_t e = 0; e < D; ++e)
+              ASSERT_EQ(std::memcmp(t + (((h * nb + sl / B) * D + e) * B + sl % B) * eb, k + ((sl * n_head_kv_ + h) * D + e) * eb,
+                                    static_cast<size_t>(eb)), 0)
+                  << "transposed keys differ, layer " << l << " slot " << sl;
+      }
     }
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(c.positions()[i], ref_.positions()[i]) << "position of slot " << i;
     ++checked_steps;
@@ -92,7 +106,7 @@ class CheckingDrafter : public Drafter {
  private:
   const KvCache& ref_;
   std::vector<Token> ref_tokens_;
-  int64_t n_layer_;
+  int64_t n_layer_, n_head_kv_;
   Rng rng_;
   bool trees_;
 };
@@ -120,7 +134,7 @@ void rollback_case(const char* file, bool trees) {
       model->forward(std::span<const Token>(&all[i], 1), std::span<const Pos>(&p, 1), ref, nullptr, l, {LogitsFor::Last});
     }
     for (uint64_t seed : {1u, 2u, 3u}) {
-      CheckingDrafter d(ref, all, model->config().n_layer, seed, trees);
+      CheckingDrafter d(ref, all, model->config().n_layer, model->config().n_head_kv, seed, trees);
       GreedyVerifier v;
       SpecConfig sc;
       sc.gen = gc;
