@@ -194,6 +194,19 @@ TEST(AttentionHwy, HeadGroupingDoesNotChangeResults) {
   }
 }
 
+// A causal mask for a pass of c.T tokens at the end of the cache (token t sees the past and the pass's
+// tokens up to itself), less the (t, j) for which drop(t, j, past, rng) is true.
+template <class Drop>
+void pass_mask(const Case& c, Data& d, uint32_t seed, Drop drop) {
+  const int64_t past = c.n_kv - c.T;
+  std::mt19937 g(seed);
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t j = 0; j < c.n_kv; ++j) {
+      const bool ok = (j < past || j - past <= t) && !drop(t, j, past, g);
+      d.mask[static_cast<size_t>(t * c.n_kv + j)] = ok ? 0.f : NEG;
+    }
+}
+
 // Passes of several tokens list their visible keys once and (AVX-512) transpose the key rows once per
 // key/value head for all tasks (cpu::AttentionShared). Every row must come out bit-identical to the
 // same row computed alone, without the shared keys: causal passes (the list is every slot, blocks cut
@@ -210,15 +223,10 @@ TEST(AttentionHwy, SharedKeysDoNotChangeResults) {
       for (bool tree : {false, true}) {
         SCOPED_TRACE(testing::Message() << "T=" << c.T << " n_kv=" << c.n_kv << " tree=" << tree);
         Data d = make(c, 31);
-        const int64_t past = c.n_kv - c.T;
-        std::mt19937 g(9);
-        for (int64_t t = 0; t < c.T; ++t)
-          for (int64_t j = 0; j < c.n_kv; ++j) {
-            bool ok = j < past || j - past <= t;
-            if (tree && (j % 5 == 2 || (j >= past && g() % 2 == 0 && j - past != t))) ok = false;
-            if (tree && t == 2) ok = false;  // a fully masked token
-            d.mask[static_cast<size_t>(t * c.n_kv + j)] = ok ? 0.f : NEG;
-          }
+        pass_mask(c, d, 9, [&](int64_t t, int64_t j, int64_t past, std::mt19937& g) {
+          // tree: holes in the past, some pass tokens hidden from others, a fully masked token
+          return tree && (j % 5 == 2 || (j >= past && g() % 2 == 0 && j - past != t) || t == 2);
+        });
         std::vector<float> alone, shared, front;
         AttentionArgs a = args(c, d, alone);
         for (int64_t t = 0; t < c.T; ++t)
@@ -257,15 +265,9 @@ TEST(AttentionHwy, TransposedCacheKeysDoNotChangeResults) {
       for (int kind = 0; kind < 3; ++kind) {  // causal, tree, window
         SCOPED_TRACE(testing::Message() << "T=" << c.T << " n_kv=" << c.n_kv << " kind=" << kind);
         Data d = make(c, 37);
-        const int64_t past = c.n_kv - c.T;
-        std::mt19937 g(11);
-        for (int64_t t = 0; t < c.T; ++t)
-          for (int64_t j = 0; j < c.n_kv; ++j) {
-            bool ok = j < past || j - past <= t;
-            if (kind == 1 && j >= past && g() % 2 == 0 && j - past != t) ok = false;
-            if (kind == 2 && j < 5 + t) ok = false;
-            d.mask[static_cast<size_t>(t * c.n_kv + j)] = ok ? 0.f : NEG;
-          }
+        pass_mask(c, d, 11, [&](int64_t t, int64_t j, int64_t past, std::mt19937& g) {
+          return (kind == 1 && j >= past && g() % 2 == 0 && j - past != t) || (kind == 2 && j < 5 + t);
+        });
         // The transposed copy, with room for 16 more slots whose lanes hold NaN.
         const int64_t B = 16, nb = (c.n_kv + B) / B + 1, eb = c.kv == KvDType::F16 ? 2 : 4;
         std::vector<uint8_t> kt(static_cast<size_t>(c.nkv * nb * c.hd * B * eb), 0xFF);
