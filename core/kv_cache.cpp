@@ -62,18 +62,20 @@ void KvCache::move_slot(int64_t src, int64_t dst) {
 }
 
 void KvCache::write_keys(int64_t layer, int64_t slot, int64_t T, const float* k) {
-  if (dev_) fail("KvCache::write_keys: a device cache holds its keys on the device");
-  if (slot < 0 || T < 0 || slot + T > capacity_)
-    fail("KvCache::write_keys: slots [{}, {}) out of range: capacity {}", slot, slot + T, capacity_);
-  ops::store_kv(dtype_, k, k_[static_cast<size_t>(layer)].data() + slot * k_row_ * elem_bytes(), T * k_row_);
+  store_rows("keys", k_[static_cast<size_t>(layer)], k_row_, slot, T, k);
   if (!kt_.empty()) mirror_slots(layer, slot, T);
 }
 
 void KvCache::write_values(int64_t layer, int64_t slot, int64_t T, const float* v) {
-  if (dev_) fail("KvCache::write_values: a device cache holds its values on the device");
+  store_rows("values", v_[static_cast<size_t>(layer)], v_row_, slot, T, v);
+}
+
+// x (T rows of `row` floats) -> slots [slot, slot + T) of dst, in dtype().
+void KvCache::store_rows(const char* what, std::vector<uint8_t>& dst, int64_t row, int64_t slot, int64_t T, const float* x) {
+  if (dev_) fail("KvCache: writing {} to a device cache (it holds them on the device)", what);
   if (slot < 0 || T < 0 || slot + T > capacity_)
-    fail("KvCache::write_values: slots [{}, {}) out of range: capacity {}", slot, slot + T, capacity_);
-  ops::store_kv(dtype_, v, v_[static_cast<size_t>(layer)].data() + slot * v_row_ * elem_bytes(), T * v_row_);
+    fail("KvCache: writing {} to slots [{}, {}): out of range, capacity {}", what, slot, slot + T, capacity_);
+  ops::store_kv(dtype_, x, dst.data() + slot * row * elem_bytes(), T * row);
 }
 
 // Copies the key rows of slots [slot, slot + T) of layer l into their lanes of the transposed copy

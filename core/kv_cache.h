@@ -42,7 +42,7 @@ class KvCache {
   const void* k_transposed(int64_t layer) const {
     return kt_.empty() ? nullptr : kt_[static_cast<size_t>(layer)].data();
   }
-  int64_t key_blocks() const { return kt_.empty() ? 0 : kt_blocks_; }
+  int64_t key_blocks() const { return kt_blocks_; }
   // Stores T rows of keys (floats [T][n_head_kv][head_dim_k]) of layer l at slots [slot, slot + T):
   // into k(l) in dtype(), and into the transposed copy.
   void write_keys(int64_t layer, int64_t slot, int64_t T, const float* k);
@@ -64,9 +64,10 @@ class KvCache {
   int64_t n_ = 0, capacity_ = 0, k_row_ = 0, v_row_ = 0;
   KvDType dtype_ = KvDType::F16;
   void mirror_slots(int64_t layer, int64_t slot, int64_t T);  // k(l) rows -> kt_ columns
+  void store_rows(const char* what, std::vector<uint8_t>& dst, int64_t row, int64_t slot, int64_t T, const float* x);
   std::vector<std::vector<uint8_t>> k_, v_;
   std::vector<std::vector<uint8_t>> kt_;  // transposed keys (see k_transposed)
-  int64_t kt_blocks_ = 0, head_dim_k_ = 0, n_head_kv_ = 0;
+  int64_t kt_blocks_ = 0, head_dim_k_ = 0, n_head_kv_ = 0;  // kt_blocks_: 0 without kt_
   std::vector<int32_t> pos_;
   std::unique_ptr<KvDeviceStore> dev_;
 };
